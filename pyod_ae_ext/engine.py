@@ -1,0 +1,625 @@
+"""The shared autoencoder engine.
+
+:class:`AutoEncoderDetector` does everything that is not specific to one method:
+input checks, standardisation, building the MLP, minibatch training on in-memory
+tensors, validation and early stopping, devices, seeding, batched scoring under
+``torch.inference_mode`` and PyOD's threshold/labels bookkeeping. A detector family
+subclasses it and defines only its network pieces, its loss and its score::
+
+    class MyDetector(AutoEncoderDetector):
+        def __init__(self, lam=1.0, **engine_params):
+            super().__init__(**engine_params)
+            self.lam = lam
+
+        def _loss(self, net, x, target):      # per-row training loss
+            z, recon = net(x)
+            return squared_error(recon, target) + self.lam * z.pow(2).sum(1)
+
+        def _score(self, net, x):              # per-row anomaly score
+            ...
+
+Constructor signatures are merged along the class hierarchy, so
+``MyDetector(lam=2, epochs=10)`` works, ``inspect.signature(MyDetector)`` lists every
+parameter and scikit-learn's ``get_params``/``set_params``/``clone`` see them all.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import numbers
+import sys
+import time
+
+import numpy as np
+import torch
+from pyod.models.base import BaseDetector
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .errors import DataError, DeviceError, ParameterError, TrainingError
+from .nets import ACTIVATIONS, AutoEncoderNet
+
+# Rows x widest layer per training step below which one thread beats two or more:
+# tiny matrix products are dominated by per-op overhead and thread hand-off.
+_SINGLE_THREAD_WORK = 1 << 17
+# Elements per scoring batch (rows x widest layer); bounds memory while keeping
+# batches large enough that per-call overhead is negligible.
+_SCORING_BATCH_ELEMENTS = 1 << 24
+
+
+def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row squared reconstruction error ``||x - x_hat||^2``."""
+    return (recon - target).pow(2).sum(dim=1)
+
+
+# --------------------------------------------------------------------------
+# input and parameter checks
+
+
+def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.ndarray:
+    """Return ``X`` as a finite 2-D float64 array, or raise a :class:`DataError` naming the problem."""
+    columns = None
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # pandas DataFrame
+        columns = [str(c) for c in X.columns]
+        non_numeric = [c for c, dtype in zip(columns, X.dtypes) if not np.issubdtype(np.dtype(dtype), np.number)
+                       and np.dtype(dtype) != np.bool_]
+        if non_numeric:
+            raise DataError(f"{what} has non-numeric column(s) {', '.join(non_numeric)}; drop or encode them")
+        X = X.to_numpy(dtype=np.float64)
+    if hasattr(X, "toarray"):
+        raise DataError(f"{what} is a sparse matrix; pass a dense array (X.toarray())")
+    try:
+        array = np.asarray(X)
+    except Exception as exc:
+        raise DataError(f"{what} cannot be converted to a numeric array: {exc}") from None
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise DataError(f"{what} must be numeric, got an array of dtype {array.dtype}")
+    if array.ndim == 1:
+        raise DataError(f"{what} must be 2-D (rows x features), got a 1-D array; "
+                        "use X.reshape(-1, 1) for a single feature")
+    if array.ndim != 2:
+        raise DataError(f"{what} must be 2-D (rows x features), got {array.ndim} dimensions")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{what} is empty ({array.shape[0]} rows x {array.shape[1]} features)")
+    if n_features is not None and array.shape[1] != n_features:
+        raise DataError(f"{what} has {array.shape[1]} features but the detector was fitted on {n_features}")
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad_rows, bad_cols = np.nonzero(~finite)
+        names = columns or feature_names
+        column = names[bad_cols[0]] if names is not None else f"column {bad_cols[0]}"
+        n_bad_columns = len(np.unique(bad_cols))
+        more = f" (and {n_bad_columns - 1} other column(s))" if n_bad_columns > 1 else ""
+        raise DataError(
+            f"{what} contains {array[bad_rows[0], bad_cols[0]]} in feature {column!r} at row "
+            f"{bad_rows[0]}{more}; remove or impute non-finite values first"
+        )
+    return array
+
+
+def resolve_device(device) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a usable torch device."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r} was requested but this machine has no usable CUDA GPU; "
+                              "use device='cpu' or device='auto'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return resolved
+
+
+def check_number(name, value, low=None, high=None, integer=False, low_open=False, allow_none=False):
+    """Raise a :class:`ParameterError` unless ``value`` is a number in the given range."""
+    if value is None and allow_none:
+        return
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
+        raise ParameterError(f"{name} must be {'an integer' if integer else 'a finite number'}, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ParameterError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ParameterError(f"{name} must be <= {high}, got {value!r}")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+# --------------------------------------------------------------------------
+# signature merging
+
+
+def _merged_signature(cls) -> inspect.Signature:
+    """The subclass's own parameters followed by every inherited one it does not redefine."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object or not issubclass(klass, AutoEncoderDetector):
+            continue
+        for name, param in inspect.signature(init).parameters.items():
+            if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            params.setdefault(name, param.replace(kind=param.KEYWORD_ONLY))
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([self_param, *params.values()])
+
+
+# --------------------------------------------------------------------------
+# the engine
+
+
+class AutoEncoderDetector(BaseDetector):
+    """Base class of every autoencoder-family detector.
+
+    Parameters
+    ----------
+    contamination : float in (0, 0.5], default 0.1
+        Expected fraction of anomalies; sets ``threshold_`` as in PyOD.
+    hidden_dims : sequence of int, default (64, 32)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    latent_dim : int, default 8
+        Width of the bottleneck (the code ``E(x)``).
+    activation : str, default "relu"
+        One of relu, leaky_relu, elu, gelu, tanh, sigmoid, softplus, identity.
+    dropout : float in [0, 1), default 0.0
+        Dropout after each hidden layer while training.
+    batch_norm : bool, default False
+        BatchNorm after each hidden linear layer.
+    lr : float, default 1e-3
+        Adam learning rate.
+    weight_decay : float, default 0.0
+        Adam weight decay (L2 penalty on the weights).
+    epochs : int, default 50
+        Passes over the training data.
+    batch_size : int, default 128
+        Rows per gradient step.
+    validation_fraction : float in [0, 0.5], default 0.0
+        Fraction of training rows held out for early stopping; 0 trains on all rows
+        for exactly ``epochs`` epochs.
+    patience : int, default 10
+        Epochs without improvement of the validation loss before stopping; the
+        weights of the best epoch are restored.
+    activity_l1 : float, default 0.0
+        Weight of an L1 penalty on the encoder's activations (every hidden layer and
+        the code), the sparse-regularised autoencoder.
+    corruption : {None, "gaussian", "mask"}, default None
+        Denoising criterion: during training the network sees the input with added
+        Gaussian noise (std ``corruption_level`` in standardised units) or with a
+        fraction ``corruption_level`` of entries set to the feature mean, and is
+        trained to reproduce the clean input.
+    corruption_level : float, default 0.1
+        Strength of the corruption.
+    device : str, default "auto"
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+    random_state : int, RandomState or None, default None
+        Seed for weight initialisation, shuffling, dropout and any sampling in the
+        score; the same seed and data give identical scores on the CPU.
+    verbose : bool, default False
+        Print epoch, training loss and validation loss to stderr.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__.__signature__ = _merged_signature(cls)
+
+    def __init__(self, contamination=0.1, hidden_dims=(64, 32), latent_dim=8, activation="relu",
+                 dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
+                 batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
+                 corruption=None, corruption_level=0.1, device="auto", random_state=None,
+                 verbose=False):
+        super().__init__(contamination=contamination)
+        self.hidden_dims = hidden_dims
+        self.latent_dim = latent_dim
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.activity_l1 = activity_l1
+        self.corruption = corruption
+        self.corruption_level = corruption_level
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---- what a detector family defines ------------------------------------
+
+    def _build_net(self, n_features: int) -> torch.nn.Module:
+        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``."""
+        return AutoEncoderNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+                              self.dropout, self.batch_norm)
+
+    def _loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-row training loss of the (possibly corrupted) batch ``x`` against ``target``."""
+        raise NotImplementedError
+
+    def _score(self, net, x: torch.Tensor) -> torch.Tensor:
+        """Per-row anomaly score of the standardised batch ``x`` (higher = more anomalous)."""
+        raise NotImplementedError
+
+    def _contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-feature contributions to the score, shape (rows, features), or None."""
+        return None
+
+    def _validate_params(self) -> None:
+        """Check the family's own parameters; raise :class:`ParameterError`."""
+
+    # ---- fitting ------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fit the detector on ``X`` (rows x features); ``y`` is ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._check_engine_params()
+        self._validate_params()
+        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
+        X = as_feature_matrix(X)
+        if X.shape[0] < 2:
+            raise DataError(f"need at least 2 rows to fit, got {X.shape[0]}")
+        self._set_n_classes(y)
+        device = resolve_device(self.device)
+        self.device_ = str(device)
+        self.n_features_in_ = X.shape[1]
+        if feature_names is not None:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
+        self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        X_std = self._to_tensor(X)
+        self.history_ = {"loss": [], "val_loss": []}
+        with self._seeded(), self._thread_budget(training=True):
+            self.net_ = self._build_net(self.n_features_in_).to(device)
+            try:
+                self._fit_net(X_std)
+            finally:
+                self.__dict__.pop("_optimizer", None)
+        with self._seeded(offset=1), self._thread_budget(training=False):
+            self.decision_scores_ = self._training_scores(X_std)
+        self._check_finite_scores(self.decision_scores_, "training")
+        self._process_decision_scores()
+        return self
+
+    def _fit_net(self, X: torch.Tensor) -> None:
+        """Train ``self.net_`` on the standardised training tensor (override for alternating schemes)."""
+        train, validation = self._split_validation(X)
+        self._train(train, validation, self.epochs)
+
+    def _training_scores(self, X: torch.Tensor) -> np.ndarray:
+        """``decision_scores_``: by default the same score as for new data."""
+        return self._score_tensor(X)
+
+    def _split_validation(self, X):
+        if not self.validation_fraction:
+            return X, None
+        n_val = int(round(self.validation_fraction * X.shape[0]))
+        if n_val < 1 or X.shape[0] - n_val < 2:
+            raise DataError(f"validation_fraction={self.validation_fraction} leaves no rows to "
+                            f"{'validate' if n_val < 1 else 'train'} on with {X.shape[0]} rows")
+        order = torch.randperm(X.shape[0], generator=self._generator()).to(X.device)
+        return X[order[n_val:]], X[order[:n_val]]
+
+    def _train(self, train: torch.Tensor, validation: torch.Tensor | None, epochs: int) -> None:
+        """Minibatch Adam on ``train`` for ``epochs`` epochs; continues from earlier calls."""
+        net = self.net_
+        if not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(net)
+            self._shuffle_generator = self._generator()
+        optimizer = self._optimizer
+        n_rows = train.shape[0]
+        batch_size = min(self.batch_size, n_rows)
+        min_batch = 2 if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()) else 1
+        best_loss, best_state, stale = math.inf, None, 0
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            net.train()
+            order = torch.randperm(n_rows, generator=self._shuffle_generator).to(train.device)
+            shuffled = train[order]
+            batch_losses = []
+            for start in range(0, n_rows, batch_size):
+                batch = shuffled[start:start + batch_size]
+                if batch.shape[0] < min_batch:
+                    continue
+                loss = self._batch_loss(net, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                batch_losses.append(loss.detach())
+            epoch_loss = torch.stack(batch_losses).mean().item()
+            self._check_finite_loss(epoch_loss, len(self.history_["loss"]) + 1)
+            self.history_["loss"].append(epoch_loss)
+            val_loss = None
+            if validation is not None:
+                val_loss = self._evaluate_loss(validation)
+                self.history_["val_loss"].append(val_loss)
+                if val_loss < best_loss - 1e-7 * abs(best_loss):
+                    best_loss, stale = val_loss, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    stale += 1
+            if self.verbose:
+                self._report(epoch, epochs, epoch_loss, val_loss, time.perf_counter() - started)
+            if validation is not None and stale >= self.patience:
+                if self.verbose:
+                    print(f"early stop: no validation improvement for {self.patience} epochs", file=sys.stderr)
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.n_epochs_ = len(self.history_["loss"])
+
+    def _batch_loss(self, net, batch: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of one batch: corruption, the family's loss, activity penalty."""
+        corrupted = self._corrupt(batch)
+        if not self.activity_l1:
+            return self._loss(net, corrupted, batch).mean()
+        activations = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out))
+                 for m in _activity_modules(net)]
+        try:
+            loss = self._loss(net, corrupted, batch).mean()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        penalty = sum(a.abs().sum(dim=1).mean() for a in activations)
+        return loss + self.activity_l1 * penalty
+
+    def _corrupt(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.corruption is None or not self.corruption_level:
+            return batch
+        if self.corruption == "gaussian":
+            return batch + self.corruption_level * torch.randn_like(batch)
+        keep = torch.rand_like(batch) >= self.corruption_level
+        return batch * keep  # standardised data: 0 is the feature mean
+
+    def _evaluate_loss(self, X: torch.Tensor) -> float:
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            total = sum(self._loss(net, batch, batch).sum() for batch in self._scoring_batches(X))
+        return float(total) / X.shape[0]
+
+    def _make_optimizer(self, net):
+        params = [p for p in net.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+
+    def _check_finite_loss(self, loss: float, epoch: int) -> None:
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"training loss became {loss} at epoch {epoch}; lower the learning rate "
+                f"(lr={self.lr}) or check the data for extreme values"
+            )
+
+    def _report(self, epoch, epochs, loss, val_loss, seconds):
+        parts = [f"epoch {epoch + 1}/{epochs}", f"loss {loss:.6g}"]
+        if val_loss is not None:
+            parts.append(f"val_loss {val_loss:.6g}")
+        parts.append(f"{seconds:.2f}s")
+        print("  ".join(parts), file=sys.stderr)
+
+    # ---- scoring ------------------------------------------------------------
+
+    def decision_function(self, X):
+        """Anomaly scores of ``X`` (higher = more anomalous), shape (n_samples,)."""
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        X = self._check_new_data(X)
+        with self._seeded(offset=1), self._thread_budget(training=False):
+            scores = self._score_tensor(self._to_tensor(X))
+        self._check_finite_scores(scores, "new-data")
+        return scores
+
+    def feature_contributions(self, X) -> np.ndarray:
+        """Per-feature contributions to each row's score, shape (n_samples, n_features).
+
+        Where the score is a sum over features (reconstruction errors) the rows sum to
+        :meth:`decision_function`; terms that do not belong to a feature (e.g. Toll's
+        latent penalty) are reported by the family's own documentation.
+        """
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        X = self._to_tensor(self._check_new_data(X))
+        net = self.net_
+        net.eval()
+        with self._seeded(offset=1), self._thread_budget(training=False), torch.inference_mode():
+            parts = [self._contributions(net, batch) for batch in self._scoring_batches(X)]
+        if parts[0] is None:
+            raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
+        return torch.cat(parts).double().cpu().numpy()
+
+    def _score_tensor(self, X: torch.Tensor) -> np.ndarray:
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            scores = torch.cat([self._score(net, batch) for batch in self._scoring_batches(X)])
+        return scores.double().cpu().numpy()
+
+    def _scoring_batches(self, X: torch.Tensor):
+        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+        rows = max(1024, _SCORING_BATCH_ELEMENTS // widest)
+        return X.split(rows)
+
+    def _check_new_data(self, X) -> np.ndarray:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and hasattr(X, "columns"):
+            by_name = {str(c): c for c in X.columns}
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise DataError(f"X lacks the feature(s) the detector was fitted on: {', '.join(missing)}")
+            X = X[[by_name[n] for n in names]]
+        return as_feature_matrix(X, n_features=self.n_features_in_, feature_names=names)
+
+    def _check_finite_scores(self, scores, which):
+        if not np.isfinite(scores).all():
+            raise TrainingError(f"the model produced non-finite {which} scores; refit with a lower "
+                                f"learning rate (lr={self.lr}) or fewer epochs")
+
+    # ---- helpers ------------------------------------------------------------
+
+    def _hidden_dims(self) -> tuple:
+        if isinstance(self.hidden_dims, numbers.Integral):
+            return (int(self.hidden_dims),)
+        return tuple(int(h) for h in self.hidden_dims)
+
+    def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
+        standardised = (X - self.scaler_mean_) / self.scaler_scale_
+        return torch.as_tensor(standardised, dtype=torch.float32).to(self.device_)
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed_)
+
+    @contextlib.contextmanager
+    def _seeded(self, offset: int = 0):
+        """Run with torch's global RNG seeded from ``random_state``, leaving the caller's RNG untouched."""
+        device = torch.device(self.device_)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed_ + offset)
+            yield
+
+    @contextlib.contextmanager
+    def _thread_budget(self, training: bool):
+        """Use one intra-op thread for small training steps, where more threads only add overhead."""
+        if torch.device(self.device_).type != "cpu":
+            yield
+            return
+        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+        small = training and min(self.batch_size, 1 << 30) * widest <= _SINGLE_THREAD_WORK
+        previous = torch.get_num_threads()
+        if small:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def _check_engine_params(self):
+        dims = self.hidden_dims
+        if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+            dims = (dims,)
+        if not isinstance(dims, (tuple, list)) or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in dims):
+            raise ParameterError(f"hidden_dims must be a sequence of positive integers, got {self.hidden_dims!r}")
+        check_number("latent_dim", self.latent_dim, 1, integer=True)
+        check_choice("activation", self.activation, sorted(ACTIVATIONS))
+        check_number("dropout", self.dropout, 0, 0.99)
+        if not isinstance(self.batch_norm, bool):
+            raise ParameterError(f"batch_norm must be True or False, got {self.batch_norm!r}")
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("epochs", self.epochs, 0, integer=True)
+        check_number("batch_size", self.batch_size, 1, integer=True)
+        check_number("validation_fraction", self.validation_fraction, 0, 0.5)
+        check_number("patience", self.patience, 1, integer=True)
+        check_number("activity_l1", self.activity_l1, 0)
+        check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
+        check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
+        contamination = self.contamination
+        if isinstance(contamination, numbers.Real) and not 0 < contamination <= 0.5:
+            raise ParameterError(f"contamination must be in (0, 0.5], got {contamination!r}")
+        resolve_device(self.device)
+
+    # ---- persistence --------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Save the fitted detector to ``path`` (JSON metadata + safetensors; no pickle)."""
+        from .persistence import save_detector
+
+        save_detector(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a detector saved with :meth:`save`; checks that it is a ``cls``."""
+        from .persistence import load_detector
+
+        detector = load_detector(path)
+        if not isinstance(detector, cls):
+            from .errors import ModelFileError
+
+            raise ModelFileError(f"{path} holds a {type(detector).__name__}, not a {cls.__name__}")
+        return detector
+
+    def _fitted_state(self) -> tuple[dict, dict]:
+        """(JSON-able fitted attributes, tensors) that reconstruct this fitted detector."""
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        meta = {
+            "n_features_in": self.n_features_in_,
+            "seed": self.seed_,
+            "history": self.history_,
+            "n_epochs": getattr(self, "n_epochs_", None),
+            **self._extra_fitted_meta(),
+        }
+        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        tensors["scaler.mean"] = torch.from_numpy(self.scaler_mean_)
+        tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
+        tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
+        tensors.update({f"extra.{k}": v for k, v in self._extra_fitted_tensors().items()})
+        return meta, tensors
+
+    def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
+        self.n_features_in_ = int(meta["n_features_in"])
+        self.seed_ = int(meta["seed"])
+        self.history_ = meta.get("history", {"loss": [], "val_loss": []})
+        if meta.get("n_epochs") is not None:
+            self.n_epochs_ = int(meta["n_epochs"])
+        self.device_ = str(resolve_device(self.device))
+        self.scaler_mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
+        self.scaler_scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
+        self.decision_scores_ = tensors["decision_scores"].numpy().astype(np.float64)
+        self._set_n_classes(None)
+        self._restore_extra_fitted(meta, {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
+        with self._seeded():
+            net = self._build_net(self.n_features_in_)
+        state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
+        net.load_state_dict(state)
+        self.net_ = net.to(self.device_)
+
+    def _extra_fitted_meta(self) -> dict:
+        """Family-specific JSON-able fitted attributes to save."""
+        return {}
+
+    def _extra_fitted_tensors(self) -> dict:
+        """Family-specific fitted arrays to save (as CPU tensors)."""
+        return {}
+
+    def _restore_extra_fitted(self, meta: dict, tensors: dict) -> None:
+        """Inverse of :meth:`_extra_fitted_meta` / :meth:`_extra_fitted_tensors`."""
+
+
+def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and scale; constant features get scale 1 so they standardise to 0."""
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    constant = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    scale[constant] = 1.0
+    return mean, scale
+
+
+def _activity_modules(net) -> list:
+    """Modules whose outputs are the encoder's activations: hidden layers and the code."""
+    encoder = getattr(net, "encoder", None)
+    if encoder is None:
+        raise ParameterError("activity_l1 needs a network with an `encoder` attribute")
+    activations = tuple(ACTIVATIONS.values())
+    hidden = [m for m in encoder.modules() if isinstance(m, activations)]
+    return [*hidden, encoder]
+
