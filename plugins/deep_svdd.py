@@ -1,0 +1,222 @@
+"""Deep SVDD: deep support vector data description (Ruff et al., 2018)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pyod_ae_ext import hookimpl
+from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
+from pyod_ae_ext.errors import ParameterError
+from pyod_ae_ext.nets import AutoEncoderNet, mlp
+
+# Bounded activations let the network saturate to a constant map (Ruff et al., Prop. 3).
+_BOUNDED_ACTIVATIONS = ("tanh", "sigmoid")
+
+
+class DeepSVDDNet(nn.Module):
+    """Bias-free encoder ``phi(x; W)`` with the fixed centre ``c`` and radius ``R`` as buffers."""
+
+    def __init__(self, n_features, hidden_dims, latent_dim, activation, dropout, batch_norm):
+        super().__init__()
+        # bias=False also makes BatchNorm non-affine (no learnt shift): no bias terms anywhere.
+        self.encoder = mlp([n_features, *hidden_dims, latent_dim], activation, dropout, batch_norm, bias=False)
+        self.register_buffer("center", torch.zeros(latent_dim))
+        self.register_buffer("radius", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared distance ``||phi(x) - c||^2`` of each row."""
+        return (self.encoder(x) - self.center).pow(2).sum(dim=1)
+
+
+class DeepSVDD(AutoEncoderDetector):
+    """Deep SVDD: a bias-free network trained to map normal data close to a fixed centre.
+
+    L. Ruff, R. Vandermeulen, N. Goernitz, L. Deecke, S. A. Siddiqui, A. Binder,
+    E. Mueller, M. Kloft, "Deep one-class classification", ICML 2018. The network
+    ``phi(.; W)`` maps a row to ``latent_dim`` outputs; ``c`` is the mean of the outputs of
+    the freshly initialised network on the training rows, with coordinates closer to
+    0 than ``eps`` pushed to ``+-eps`` (as in the authors' code), and is never trained.
+
+    ``objective="one-class"`` (Eq. 4 of the paper)::
+
+        min_W  1/n sum_i ||phi(x_i; W) - c||^2  +  lambda/2 sum_l ||W^l||_F^2
+        score(x) = ||phi(x; W) - c||^2
+
+    ``objective="soft-boundary"`` (Eq. 3)::
+
+        min_{R, W}  R^2 + 1/(nu n) sum_i max(0, ||phi(x_i; W) - c||^2 - R^2)
+                    + lambda/2 sum_l ||W^l||_F^2
+        score(x) = ||phi(x; W) - c||^2 - R^2                         (Eq. 5)
+
+    The weight-decay term is Adam's ``weight_decay = lambda``. For the soft boundary, W is
+    trained by minibatch Adam with R fixed, and after every epoch past
+    ``warm_up_epochs`` (and in any case after the last epoch) R is solved exactly as
+    the (1 - nu)-quantile of the distances ``||phi(x_i) - c||`` of the training rows
+    (Section 3.1 of the paper: alternate between W for k epochs and R; k = 1 here).
+    Per row, the loss is ``R^2 + 1/nu max(0, d_i - R^2)``, whose batch mean is Eq. 3.
+
+    As the paper requires to rule out the trivial solution (hypersphere collapse,
+    Propositions 2 and 3), the network has no bias terms (BatchNorm, if enabled, has
+    no affine parameters) and bounded activations (tanh, sigmoid) are refused.
+
+    Parameters
+    ----------
+    objective : {"one-class", "soft-boundary"}, default "one-class"
+    nu : float in (0, 1], default 0.1
+        Soft boundary only: the fraction of training rows allowed outside the sphere
+        (the radius is their (1 - nu)-quantile).
+    eps : float > 0, default 0.1
+        Centre coordinates with ``|c_j| < eps`` are set to ``+-eps`` (sign of ``c_j``;
+        ``+eps`` at exactly 0), so that a zero-weight network cannot reach ``c``.
+    warm_up_epochs : int, default 10
+        Soft boundary only: epochs of W training before R is first solved.
+    pretrain_epochs : int, default 0
+        Epochs of autoencoder pretraining (a bias-free decoder mirroring the network,
+        squared reconstruction error) before ``c`` is computed; the paper initialises
+        the network from such an autoencoder. 0 skips it.
+    activation : str, default "leaky_relu"
+        As in the paper's networks; "tanh" and "sigmoid" are refused (bounded).
+    weight_decay : float, default 1e-6
+        The lambda of the objectives (the authors' default).
+    **engine_params
+        See :class:`pyod_ae_ext.engine.AutoEncoderDetector`.
+
+    Attributes
+    ----------
+    center_ : ndarray of shape (latent_dim,)
+        The centre ``c``.
+    radius_ : float
+        ``R`` (0 for the one-class objective).
+    """
+
+    def __init__(self, objective="one-class", nu=0.1, eps=0.1, warm_up_epochs=10, pretrain_epochs=0,
+                 activation="leaky_relu", weight_decay=1e-6, **engine_params):
+        super().__init__(activation=activation, weight_decay=weight_decay, **engine_params)
+        self.objective = objective
+        self.nu = nu
+        self.eps = eps
+        self.warm_up_epochs = warm_up_epochs
+        self.pretrain_epochs = pretrain_epochs
+
+    def _validate_params(self):
+        check_choice("objective", self.objective, ["one-class", "soft-boundary"])
+        check_number("nu", self.nu, 0, 1, low_open=True)
+        check_number("eps", self.eps, 0, low_open=True)
+        check_number("warm_up_epochs", self.warm_up_epochs, 0, integer=True)
+        check_number("pretrain_epochs", self.pretrain_epochs, 0, integer=True)
+        if self.activation in _BOUNDED_ACTIVATIONS:
+            raise ParameterError(f"activation {self.activation!r} is bounded, which lets Deep SVDD collapse "
+                                 f"to a constant map (Ruff et al. 2018, Prop. 3); use e.g. 'leaky_relu' or 'relu'")
+
+    def _build_net(self, n_features):
+        return DeepSVDDNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+                           self.dropout, self.batch_norm)
+
+    # ---- training -----------------------------------------------------------
+
+    def _fit_net(self, X):
+        train, validation = self._split_validation(X)
+        if self.pretrain_epochs:
+            self._pretrain(train)
+        self._init_center(train)
+        if self.objective == "one-class":
+            self._train(train, validation, self.epochs)
+        else:
+            self._train_soft_boundary(train, validation)
+
+    def _pretrain(self, train):
+        """Train ``encoder`` as the encoder of a bias-free autoencoder (own optimiser)."""
+        net = self.net_
+        autoencoder = AutoEncoderNet(self.n_features_in_, self._hidden_dims(), self.latent_dim, self.activation,
+                                     self.dropout, self.batch_norm, bias=False).to(train.device)
+        autoencoder.encoder = net.encoder  # shared module: pretraining updates the SVDD network
+        self.net_, self._pretraining = autoencoder, True
+        try:
+            self._train(train, None, self.pretrain_epochs)
+        finally:
+            self.net_ = net
+            del self._pretraining
+            self.__dict__.pop("_optimizer", None)  # fresh Adam for the SVDD objective
+        self.history_["pretrain_loss"] = self.history_["loss"]
+        self.history_["loss"] = []
+
+    @torch.no_grad()
+    def _init_center(self, train):
+        net = self.net_
+        net.eval()
+        c = torch.cat([net.encoder(batch) for batch in self._scoring_batches(train)]).mean(dim=0)
+        near_zero = c.abs() < self.eps
+        c[near_zero] = torch.where(c[near_zero] < 0, -self.eps, self.eps)
+        net.center.copy_(c)
+
+    def _train_soft_boundary(self, train, validation):
+        """Alternate one epoch of W with R fixed and an exact solve for R.
+
+        With a validation split, the soft-boundary objective on it is tracked from the
+        first epoch after warm-up (before, R = 0 and the loss is not the same objective);
+        the state (W and R) of the best epoch is restored after ``patience`` epochs
+        without improvement.
+        """
+        best_loss, best_state, stale = None, None, 0
+        for epoch in range(1, self.epochs + 1):
+            self._train(train, None, 1)
+            solved = epoch > self.warm_up_epochs or epoch == self.epochs
+            if solved:
+                self._solve_radius(train)
+            if validation is None:
+                continue
+            val_loss = self._evaluate_loss(validation)
+            self.history_["val_loss"].append(val_loss)
+            if not solved:
+                continue
+            if best_loss is None or val_loss < best_loss - 1e-7 * abs(best_loss):
+                best_loss, stale = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+
+    @torch.no_grad()
+    def _solve_radius(self, train):
+        """R = the (1 - nu)-quantile of the training rows' distances to c (paper, Section 3.1)."""
+        net = self.net_
+        net.eval()
+        distances = torch.cat([net(batch) for batch in self._scoring_batches(train)]).sqrt()
+        net.radius.fill_(torch.quantile(distances.double(), 1 - self.nu).item())
+
+    def _loss(self, net, x, target):
+        if getattr(self, "_pretraining", False):
+            _, recon = net(x)
+            return squared_error(recon, target)
+        distance = net(x)
+        if self.objective == "one-class":
+            return distance
+        r2 = net.radius.pow(2)
+        return r2 + torch.clamp(distance - r2, min=0) / self.nu
+
+    def _score(self, net, x):
+        distance = net(x)
+        if self.objective == "one-class":
+            return distance
+        return distance - net.radius.pow(2)
+
+    # ---- fitted attributes ----------------------------------------------------
+
+    @property
+    def center_(self):
+        return self.net_.center.detach().cpu().double().numpy()
+
+    @property
+    def radius_(self) -> float:
+        return float(self.net_.radius)
+
+
+@hookimpl
+def register_detectors(register):
+    register("deep-svdd", DeepSVDD, "Deep SVDD: bias-free network pulling normal data to a fixed centre, "
+                                    "one-class or soft-boundary objective (Ruff et al. 2018)")

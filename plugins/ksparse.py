@@ -1,0 +1,175 @@
+"""k-sparse autoencoder (Makhzani & Frey 2013) scored by reconstruction error."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pyod_ae_ext import hookimpl
+from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
+from pyod_ae_ext.errors import ParameterError
+from pyod_ae_ext.nets import mlp
+
+
+def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest entries of each row of ``z``, zero the rest.
+
+    The gradient flows through the kept entries only (the support is treated as fixed,
+    as in Makhzani & Frey's back-propagation through Gamma).
+    """
+    if k >= z.shape[1]:
+        return z
+    values, index = z.topk(k, dim=1)
+    return torch.zeros_like(z).scatter(1, index, values)
+
+
+class KSparseNet(nn.Module):
+    """Linear code layer with a top-k support, and a decoder (tied to the encoder or not).
+
+    ``encoder`` maps x to the dense linear code ``z`` (its last layer is linear);
+    ``forward(x, support)`` returns ``(sparse code h, reconstruction)``.
+    """
+
+    def __init__(self, n_features, hidden_dims, latent_dim, activation="relu", dropout=0.0,
+                 batch_norm=False, tied=True):
+        super().__init__()
+        widths = [n_features, *hidden_dims]
+        self.tied = tied
+        self.encoder = mlp([*widths, latent_dim], activation, dropout, batch_norm)
+        if tied:  # x_hat = W h + b' with W the encoder's weight (paper, section 2)
+            self.decoder_bias = nn.Parameter(torch.zeros(n_features))
+        else:
+            self.decoder = mlp([latent_dim, *reversed(widths)], activation, dropout, batch_norm)
+        self.support = latent_dim
+
+    def decode(self, h):
+        if self.tied:
+            return h @ self.encoder[0].weight + self.decoder_bias
+        return self.decoder(h)
+
+    def forward(self, x, support=None):
+        h = keep_top_k(self.encoder(x), self.support if support is None else support)
+        return h, self.decode(h)
+
+
+class KSparseAE(AutoEncoderDetector):
+    """k-sparse autoencoder scored by squared reconstruction error.
+
+    A. Makhzani, B. Frey, "k-Sparse Autoencoders", ICLR 2014 (arXiv:1312.5663),
+    Algorithm 1. The code is linear, z = W^T x + b; only its k largest entries are
+    kept, h = z on supp_k(z) and 0 elsewhere; the reconstruction is x_hat = W h + b'
+    (tied weights, the paper's model) and training minimises ||x - x_hat||_2^2, the
+    error back-propagated through the k kept units only. At scoring the support is the
+    alpha * k largest units (the paper's encoding step 2, alpha >= 1). The anomaly score
+    is the squared reconstruction error with that support::
+
+        score(x) = ||x - D(supp_{alpha k}(E(x)))||_2^2
+
+    The code may be overcomplete (``latent_dim`` > number of features): the sparsity,
+    not the width, limits what the model can reproduce. To avoid dead units the paper
+    starts with a large k and lowers it linearly to the target; ``sparsity_schedule``
+    is the fraction of ``epochs`` spent lowering it from ``latent_dim`` to ``k``.
+
+    Parameters
+    ----------
+    k : int, default 4
+        Active units per row during training (<= ``latent_dim``).
+    alpha : float, default 1.0
+        Support multiplier at scoring: ``min(latent_dim, round(alpha * k))`` units
+        are kept (the paper uses alpha between 1 and 4).
+    tied : bool, default True
+        Decoder weight = transposed encoder weight, as in the paper. Needs
+        ``hidden_dims=()`` (the paper's single-layer model); set ``tied=False`` for
+        a deep encoder and a mirrored decoder around the k-sparse linear code.
+    sparsity_schedule : float in [0, 1], default 0.5
+        Fraction of the epochs over which k decreases linearly from ``latent_dim`` to
+        ``k`` (0 trains with ``k`` from the first step).
+    hidden_dims : sequence of int, default ()
+        Hidden layers before the code (and mirrored after it when not tied).
+    latent_dim : int, default 32
+        Width of the code layer (overcomplete allowed).
+    **engine_params
+        See :class:`pyod_ae_ext.engine.AutoEncoderDetector`. ``activity_l1`` penalises
+        the dense linear code ``z`` (and the hidden activations) before the top-k.
+
+    Notes
+    -----
+    :meth:`feature_contributions` returns the per-feature squared errors, whose row sum
+    is the score. :meth:`codes` returns the sparse codes.
+    """
+
+    def __init__(self, k=4, alpha=1.0, tied=True, sparsity_schedule=0.5, hidden_dims=(), latent_dim=32,
+                 **engine_params):
+        super().__init__(hidden_dims=hidden_dims, latent_dim=latent_dim, **engine_params)
+        self.k = k
+        self.alpha = alpha
+        self.tied = tied
+        self.sparsity_schedule = sparsity_schedule
+
+    def _validate_params(self):
+        check_number("k", self.k, 1, self.latent_dim, integer=True)
+        check_number("alpha", self.alpha, 1)
+        check_number("sparsity_schedule", self.sparsity_schedule, 0, 1)
+        if not isinstance(self.tied, bool):
+            raise ParameterError(f"tied must be True or False, got {self.tied!r}")
+        if self.tied and self._hidden_dims():
+            raise ParameterError(f"tied=True is the paper's single-layer model and needs hidden_dims=(), "
+                                 f"got hidden_dims={self.hidden_dims!r}; set tied=False for a deep encoder")
+
+    @property
+    def scoring_support_(self) -> int:
+        """Units kept at scoring: ``min(latent_dim, round(alpha * k))``."""
+        return min(self.latent_dim, int(round(self.alpha * self.k)))
+
+    def _build_net(self, n_features):
+        net = KSparseNet(n_features, self._hidden_dims(), self.latent_dim, self.activation, self.dropout,
+                         self.batch_norm, self.tied)
+        net.support = self.k
+        return net
+
+    def _fit_net(self, X):
+        train, validation = self._split_validation(X)
+        net = self.net_
+        warmup = int(round(self.sparsity_schedule * self.epochs))
+        for epoch in range(warmup):  # k: latent_dim -> k linearly over the warm-up epochs
+            fraction = (epoch + 1) / warmup
+            net.support = int(round(self.latent_dim + fraction * (self.k - self.latent_dim)))
+            self._train(train, None, 1)
+        net.support = self.k
+        if self.epochs - warmup > 0:
+            self._train(train, validation, self.epochs - warmup)
+
+    def _loss(self, net, x, target):
+        # training: the (scheduled) support net.support; validation loss: the target k
+        _, recon = net(x, None if net.training else self.k)
+        return squared_error(recon, target)
+
+    def _score(self, net, x):
+        _, recon = net(x, self.scoring_support_)
+        return squared_error(recon, x)
+
+    def _contributions(self, net, x):
+        _, recon = net(x, self.scoring_support_)
+        return (recon - x).pow(2)
+
+    def codes(self, X, support=None):
+        """Sparse codes of ``X``: the ``support`` largest units (default: the scoring support).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, latent_dim)
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        x = self._to_tensor(self._check_new_data(X))
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            h = torch.cat([net(batch, support or self.scoring_support_)[0] for batch in self._scoring_batches(x)])
+        return h.double().cpu().numpy()
+
+
+@hookimpl
+def register_detectors(register):
+    register("ksparse-ae", KSparseAE, "k-sparse autoencoder: top-k linear code, reconstruction error "
+                                      "(Makhzani & Frey 2013)", aliases=("ksparse", "k-sparse-ae"))

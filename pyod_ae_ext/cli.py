@@ -1,0 +1,424 @@
+"""The ``adscore`` command line."""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import time
+import warnings
+from importlib import resources
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import AdscoreError, ParameterError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class AdscoreGroup(click.Group):
+    """A click group that turns user errors into one line and exit status 2.
+
+    Commands contributed by plugins (the ``register_commands`` hook) are added the
+    first time the group lists or looks up its commands.
+    """
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self):
+        if not self._plugin_commands_loaded:
+            type(self)._plugin_commands_loaded = True
+            from .registry import get_registry
+
+            get_registry().plugin_manager.hook.register_commands(cli=self)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, cmd_name):
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AdscoreError as exc:
+            if ctx.meta.get("adscore.debug"):
+                raise
+            echo_err(f"Error: {exc}")
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            echo_err("Aborted.")
+            ctx.exit(130)
+
+
+@click.group(cls=AdscoreGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="adscore")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """Fit, score and inspect anomaly detectors on tabular data.
+
+    \b
+    A first session:
+      adscore example -o example.csv                       # a small labelled data set
+      adscore fit --detector toll --id-column id --exclude label example.csv -o toll.adscore
+      adscore score -m toll.adscore example.csv --top 10   # CSV on stdout
+      adscore plugins                                      # every detector you can --detector
+
+    Data are CSV files with a header row, or Parquet; `-` reads standard input.
+    Models are single files of JSON and tensors that never run code when loaded.
+    """
+    ctx.meta["adscore.debug"] = debug
+
+
+# --------------------------------------------------------------------------
+# parameters
+
+
+def parse_value(text: str):
+    """A --param value: JSON or a Python literal (numbers, true/false, None, lists), else a string."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def parse_params(pairs) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param expects KEY=VALUE, got {pair!r} (e.g. --param lam=0.5)")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def read_config(path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ParameterError(f"cannot read config {path}: {exc}") from None
+    unknown = set(config) - {"detector", "params"}
+    if unknown:
+        raise ParameterError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             "expected `detector = \"name\"` and a [params] table")
+    if not isinstance(config.get("params", {}), dict):
+        raise ParameterError(f"config {path}: `params` must be a table")
+    return config
+
+
+def build_detector(name, params, seed=None, device=None, contamination=None):
+    from .registry import get_registry
+
+    registry = get_registry()
+    spec = registry.resolve(name)
+    accepted = spec.parameters()
+    for key, value in (("random_state", seed), ("device", device), ("contamination", contamination)):
+        if value is None:
+            continue
+        if key not in accepted:
+            if key != "random_state":
+                raise ParameterError(f"detector {spec.name!r} has no {key!r} parameter")
+            continue
+        params.setdefault(key, value)
+    return spec.name, registry.make(spec.name, **params)
+
+
+def fit_detector(name, detector, X):
+    try:
+        detector.fit(X)
+    except AdscoreError:
+        raise
+    except (ValueError, TypeError) as exc:  # PyOD/sklearn parameter validation
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParameterError(f"detector {name!r} could not be fitted: {message}") from exc
+    return detector
+
+
+# --------------------------------------------------------------------------
+# commands
+
+_data_options = [
+    click.option("--columns", multiple=True, metavar="A,B,...",
+                 help="Use only these feature columns (repeat or comma-separate)."),
+    click.option("--exclude", multiple=True, metavar="A,B,...", help="Columns that are not features."),
+    click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
+                 help="Identifier column(s): never features, copied to score output."),
+]
+
+
+def data_options(func):
+    for option in reversed(_data_options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
+              help="Detector to fit (see `adscore plugins`).")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="Detector parameter, e.g. -p lam=0.5 -p hidden_dims=[64,32]. Repeatable.")
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML file with `detector` and [params].")
+@data_options
+@click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
+@click.option("--seed", type=int, help="random_state, for reproducible fits.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
+@click.option("--verbose", "-v", is_flag=True, help="Show training progress on stderr.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+def fit(data, detectors, params, config, columns, exclude, id_columns, contamination, seed, device,
+        verbose, output):
+    """Fit a detector on DATA and save it to a model file.
+
+    \b
+    Examples:
+      adscore fit --detector toll data.csv -o toll.adscore
+      adscore fit -d ae -p epochs=100 -p hidden_dims=[128,64] --exclude label data.csv -o ae.adscore
+      cat data.csv | adscore fit -d iforest -p n_estimators=300 - -o forest.adscore
+    """
+    from .data import read_frame, select_training_table
+    from .persistence import save_detector
+
+    settings = read_config(config) if config else {}
+    names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
+    if not names:
+        raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
+    if len(names) > 1:
+        raise ParameterError("several --detector options build an ensemble, which needs --combine")
+    merged = {**settings.get("params", {}), **parse_params(params)}
+    if verbose:
+        merged.setdefault("verbose", True)
+    name, detector = build_detector(names[0], merged, seed, device, contamination)
+    table = select_training_table(read_frame(data), columns, exclude, id_columns)
+    echo_err(f"fitting {name} on {table.X.shape[0]} rows x {table.X.shape[1]} features ...")
+    started = time.perf_counter()
+    fit_detector(name, detector, table.X)
+    seconds = time.perf_counter() - started
+    detector.feature_names_in_ = np.asarray(table.feature_names, dtype=object)
+    save_detector(detector, output)
+    flagged = int(np.sum(detector.labels_))
+    echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
+             f"{len(detector.labels_)} training rows; saved {output}")
+
+
+@cli.command()
+@click.argument("data")
+@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="Model file from `adscore fit`.")
+@click.option("--id-column", "id_columns", multiple=True, metavar="NAME", help="Identifier column(s) to copy.")
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Output file (.csv, .json or .parquet); - for stdout.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
+              help="Output format (default: from the file extension, else csv).")
+@click.option("--top", type=click.IntRange(min=1), help="Only the N highest-scoring rows, highest first.")
+def score(data, model, id_columns, output, fmt, top):
+    """Score DATA with a saved model: id columns, score, label, probability.
+
+    The model's feature columns are taken by name (missing ones are an error, extra
+    ones are ignored). `label` is 1 where the score exceeds the model's threshold and
+    `probability` is PyOD's linear outlier probability.
+
+    \b
+    Examples:
+      adscore score -m toll.adscore new.csv -o scores.csv
+      adscore score -m toll.adscore --id-column id --top 20 new.csv
+    """
+    import pandas as pd
+
+    from .data import read_frame, select_scoring_table
+    from .persistence import load_detector
+
+    detector = load_detector(model)
+    table = select_scoring_table(read_frame(data), _model_features(detector), id_columns, note=echo_err)
+    scores = detector.decision_function(table.X)
+    frame = table.ids.copy() if table.ids is not None else pd.DataFrame(index=range(len(scores)))
+    frame["score"] = scores
+    frame["label"] = (scores > detector.threshold_).astype(int)
+    frame["probability"] = _probability(detector, scores)
+    if top:
+        frame = frame.sort_values("score", ascending=False, kind="stable").head(top)
+    write_frame(frame, output, fmt)
+
+
+def _model_features(detector):
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
+        raise AdscoreError("the model has no feature names; fit it with `adscore fit`")
+    return [str(n) for n in names]
+
+
+def _probability(detector, scores):
+    train = np.asarray(detector.decision_scores_)
+    low, high = train.min(), train.max()
+    if high <= low:
+        return (scores > detector.threshold_).astype(float)
+    return np.clip((scores - low) / (high - low), 0.0, 1.0)
+
+
+def write_frame(frame, output, fmt=None):
+    """Write a DataFrame as CSV/JSON/Parquet to a file (atomically) or stdout."""
+    import io
+
+    from .persistence import atomic_write_bytes
+
+    if fmt is None:
+        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
+        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
+    if fmt == "parquet" and output == "-":
+        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
+    if fmt == "csv":
+        payload = frame.to_csv(index=False, float_format="%.10g").encode()
+    elif fmt == "json":
+        payload = (frame.to_json(orient="records", lines=True, double_precision=15) or "").encode()
+    else:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        payload = buffer.getvalue()
+    if output == "-":
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        atomic_write_bytes(output, payload)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """List installed plugins and the detectors they provide."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    detectors = registry.detectors
+    rows = []
+    for spec in detectors.values():
+        info = registry.plugins.get(spec.plugin)
+        rows.append({
+            "detector": spec.name,
+            "aliases": list(spec.aliases),
+            "plugin": spec.plugin,
+            "distribution": info.distribution if info else "",
+            "version": info.version if info else "",
+            "summary": spec.summary,
+            "class": f"{spec.cls.__module__}.{spec.cls.__qualname__}",
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for plugin_name, info in sorted(registry.plugins.items()):
+        source = f"{info.distribution} {info.version}".strip()
+        click.echo(f"{plugin_name}" + (f"  ({source})" if source else ""))
+        for row in rows:
+            if row["plugin"] == plugin_name:
+                alias = f" [{', '.join(row['aliases'])}]" if row["aliases"] else ""
+                click.echo(f"  {row['detector']:<14}{alias}  {row['summary']}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the full metadata as JSON.")
+def info(model, as_json):
+    """Show what a model file holds (detector, parameters, features, threshold, versions)."""
+    from .persistence import read_metadata
+
+    meta = read_metadata(model)
+    if as_json:
+        click.echo(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    features = meta.get("feature_names") or []
+    click.echo(f"detector:   {meta['detector']}")
+    click.echo(f"threshold:  {meta['threshold']:.6g}")
+    click.echo(f"features:   {len(features)} ({', '.join(features[:8])}{' ...' if len(features) > 8 else ''})")
+    click.echo("versions:   " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))
+    click.echo("parameters:")
+    for key, value in sorted(meta.get("params", {}).items()):
+        if isinstance(value, dict) and set(value) == {"__tuple__"}:
+            value = tuple(value["__tuple__"])
+        click.echo(f"  {key} = {value!r}")
+
+
+EXAMPLE_FILE = "breast_cancer.csv"
+
+
+def example_bytes() -> bytes:
+    return resources.files("pyod_ae_ext").joinpath("data", EXAMPLE_FILE).read_bytes()
+
+
+@cli.command()
+@click.option("-o", "--output", default="-", show_default=True, help="Where to write the CSV; - for stdout.")
+def example(output):
+    """Write the embedded example data set (CSV).
+
+    369 breast-tissue samples from scikit-learn's copy of the Wisconsin diagnostic
+    data: every benign case plus 12 malignant ones (label = 1), 30 numeric features,
+    an `id` and a `label` column.
+    """
+    from .persistence import atomic_write_bytes
+
+    payload = example_bytes()
+    if output == "-":
+        sys.stdout.buffer.write(payload)
+    else:
+        atomic_write_bytes(output, payload)
+        echo_err(f"wrote {output}")
+
+
+@cli.command()
+@click.option("--detector", "-d", default="toll", show_default=True, help="Detector to demonstrate.")
+@click.option("--top", default=10, show_default=True, help="How many top anomalies to show.")
+def demo(detector, top):
+    """Fit a detector on the embedded example and show the top anomalies.
+
+    Equivalent to `adscore example`, `adscore fit` and `adscore score --top` in one go,
+    with the ROC-AUC against the example's labels.
+    """
+    import io
+
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from .data import select_training_table
+
+    frame = pd.read_csv(io.BytesIO(example_bytes()))
+    table = select_training_table(frame, id_columns=["id"], label_column="label")
+    name, model = build_detector(detector, {}, seed=0)
+    echo_err(f"fitting {name} on the embedded example ({table.X.shape[0]} rows x {table.X.shape[1]} "
+             f"features, {int(table.labels.sum())} labelled anomalies) ...")
+    started = time.perf_counter()
+    fit_detector(name, model, table.X)
+    seconds = time.perf_counter() - started
+    scores = model.decision_scores_
+    order = np.argsort(-scores, kind="stable")[:top]
+    shown = pd.DataFrame({"id": table.ids["id"].to_numpy()[order], "score": scores[order],
+                          "flagged": model.labels_[order], "true_label": table.labels[order]})
+    click.echo(f"top {len(order)} anomalies by {name} score (fit {seconds:.2f}s):")
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    hits = int(table.labels[order].sum())
+    click.echo(f"{hits} of the top {len(order)} are labelled anomalies; "
+               f"ROC-AUC {roc_auc_score(table.labels, scores):.3f}")
+
+
+# --------------------------------------------------------------------------
+# entry point
+
+
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    warnings.formatwarning = _format_warning
+    return cli.main(args=argv, prog_name="adscore")

@@ -1,0 +1,152 @@
+"""Reading tabular data for the command line: CSV (with header) and Parquet, files or stdin."""
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .engine import as_feature_matrix
+from .errors import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_PARQUET_MAGIC = b"PAR1"
+
+
+@dataclass
+class Table:
+    """Features ready for a detector, plus what rides along with them."""
+
+    X: np.ndarray
+    feature_names: list
+    ids: pd.DataFrame | None
+    labels: np.ndarray | None
+    n_rows: int
+
+
+def read_frame(source: str) -> pd.DataFrame:
+    """Read ``source`` (a path, or ``-`` for stdin) into a DataFrame; CSV unless Parquet."""
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+        if not raw.strip():
+            raise DataError("standard input is empty: pipe a CSV with a header row into `-`")
+        if raw[:4] == _PARQUET_MAGIC:
+            return _read_parquet(io.BytesIO(raw), "standard input")
+        return _read_csv(io.BytesIO(raw), "standard input")
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"data file {source} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {source} is empty: expected a CSV with a header row, or Parquet")
+    with open(path, "rb") as handle:
+        is_parquet = handle.read(4) == _PARQUET_MAGIC or path.suffix.lower() in PARQUET_SUFFIXES
+    return _read_parquet(path, source) if is_parquet else _read_csv(path, source)
+
+
+def _read_csv(handle, name) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(handle)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name} is empty: expected a CSV with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{name} is not a readable CSV file: {str(exc).strip().splitlines()[0]}") from None
+    if frame.shape[0] == 0:
+        raise DataError(f"{name} has a header but no data rows")
+    return frame
+
+
+def _read_parquet(handle, name) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(handle)
+    except Exception as exc:
+        raise DataError(f"{name} is not a readable Parquet file: {str(exc).strip().splitlines()[0]}") from None
+    if frame.shape[0] == 0:
+        raise DataError(f"{name} has no data rows")
+    return frame
+
+
+def _split_names(values) -> list:
+    names = []
+    for value in values or ():
+        names.extend(part.strip() for part in str(value).split(",") if part.strip())
+    return names
+
+
+def _check_present(frame, names, option):
+    columns = set(map(str, frame.columns))
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise DataError(f"{option} names column(s) not in the data: {', '.join(missing)}; "
+                        f"available: {', '.join(map(str, frame.columns))}")
+
+
+def select_training_table(frame: pd.DataFrame, columns=(), exclude=(), id_columns=(),
+                          label_column=None) -> Table:
+    """Pick feature columns for fitting: ``columns`` if given, else every column not excluded.
+
+    Id and label columns are never features. Non-numeric feature columns are an error
+    naming them, unless excluded.
+    """
+    frame = frame.rename(columns=str)
+    columns, exclude, id_columns = _split_names(columns), _split_names(exclude), _split_names(id_columns)
+    for names, option in ((columns, "--columns"), (exclude, "--exclude"), (id_columns, "--id-column")):
+        _check_present(frame, names, option)
+    if label_column:
+        _check_present(frame, [label_column], "--label-column")
+    reserved = set(exclude) | set(id_columns) | ({label_column} if label_column else set())
+    features = [c for c in (columns or frame.columns) if c not in reserved]
+    if not features:
+        raise DataError("no feature columns left after --columns/--exclude/--id-column")
+    non_numeric = [c for c in features if not _is_numeric(frame[c])]
+    if non_numeric:
+        raise DataError(f"non-numeric column(s) {', '.join(non_numeric)}; exclude them with "
+                        f"--exclude {','.join(non_numeric)} (or mark ids with --id-column)")
+    return _table(frame, features, id_columns, label_column)
+
+
+def select_scoring_table(frame: pd.DataFrame, feature_names, id_columns=(), label_column=None,
+                         note=None) -> Table:
+    """Pick a model's features by name; missing ones are an error, extra ones are ignored."""
+    frame = frame.rename(columns=str)
+    id_columns = _split_names(id_columns)
+    _check_present(frame, id_columns, "--id-column")
+    if label_column:
+        _check_present(frame, [label_column], "--label-column")
+    missing = [n for n in feature_names if n not in set(frame.columns)]
+    if missing:
+        raise DataError(f"the data lacks column(s) the model was fitted on: {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in set(feature_names) and c not in set(id_columns)
+             and c != label_column]
+    if extra and note is not None:
+        note(f"note: ignoring {len(extra)} column(s) the model does not use: {', '.join(extra[:10])}"
+             + (" ..." if len(extra) > 10 else ""))
+    non_numeric = [c for c in feature_names if not _is_numeric(frame[c])]
+    if non_numeric:
+        raise DataError(f"model feature column(s) {', '.join(non_numeric)} are not numeric in this data")
+    return _table(frame, list(feature_names), id_columns, label_column)
+
+
+def _table(frame, features, id_columns, label_column) -> Table:
+    X = as_feature_matrix(frame[features].to_numpy(dtype=np.float64), feature_names=features, what="the data")
+    ids = frame[id_columns].reset_index(drop=True) if id_columns else None
+    labels = None
+    if label_column:
+        labels = _binary_labels(frame[label_column], label_column)
+    return Table(X, list(features), ids, labels, len(frame))
+
+
+def _binary_labels(series: pd.Series, name: str) -> np.ndarray:
+    if series.isna().any():
+        raise DataError(f"label column {name!r} has missing values")
+    values = set(pd.unique(series))
+    if not values <= {0, 1, True, False}:
+        shown = ", ".join(map(repr, sorted(map(str, values))[:5]))
+        raise DataError(f"label column {name!r} must hold 0 (normal) and 1 (anomaly), found {shown}")
+    return series.to_numpy().astype(int)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)

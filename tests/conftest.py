@@ -1,0 +1,13 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def blobs():
+    """200 training rows and 60 test rows of 5 correlated features, with 10 shifted test rows."""
+    rng = np.random.RandomState(42)
+    mixing = rng.normal(size=(5, 5))
+    train = rng.normal(size=(200, 5)) @ mixing
+    test = rng.normal(size=(60, 5)) @ mixing
+    test[:10] += 6.0
+    return train, test
