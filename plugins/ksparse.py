@@ -1,6 +1,8 @@
 """k-sparse autoencoder (Makhzani & Frey 2013) scored by reconstruction error."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -8,6 +10,10 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import mlp
+
+
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
 
 
 def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
@@ -74,7 +80,7 @@ class KSparseAE(AutoEncoderDetector):
     k : int, default 4
         Active units per row during training (<= ``latent_dim``).
     alpha : float, default 1.0
-        Support multiplier at scoring: ``min(latent_dim, round(alpha * k))`` units
+        Support multiplier at scoring: ``min(latent_dim, round(alpha * k))`` units (halves round up)
         are kept (the paper uses alpha between 1 and 4).
     tied : bool, default True
         Decoder weight = transposed encoder weight, as in the paper. Needs
@@ -118,7 +124,7 @@ class KSparseAE(AutoEncoderDetector):
     @property
     def scoring_support_(self) -> int:
         """Units kept at scoring: ``min(latent_dim, round(alpha * k))``."""
-        return min(self.latent_dim, int(round(self.alpha * self.k)))
+        return min(self.latent_dim, _round_half_up(self.alpha * self.k))
 
     def _build_net(self, n_features):
         net = KSparseNet(n_features, self._hidden_dims(), self.latent_dim, self.activation, self.dropout,
@@ -129,10 +135,10 @@ class KSparseAE(AutoEncoderDetector):
     def _fit_net(self, X):
         train, validation = self._split_validation(X)
         net = self.net_
-        warmup = int(round(self.sparsity_schedule * self.epochs))
+        warmup = _round_half_up(self.sparsity_schedule * self.epochs)
         for epoch in range(warmup):  # k: latent_dim -> k linearly over the warm-up epochs
             fraction = (epoch + 1) / warmup
-            net.support = int(round(self.latent_dim + fraction * (self.k - self.latent_dim)))
+            net.support = _round_half_up(self.latent_dim + fraction * (self.k - self.latent_dim))
             self._train(train, None, 1)
         net.support = self.k
         if self.epochs - warmup > 0:

@@ -79,7 +79,7 @@ def auto_lambda(magnitudes: torch.Tensor, fraction: float) -> float:
     if k >= m:
         return 0.0
     # (k+1)-th largest == (m-k)-th smallest
-    return float(torch.kthvalue(flat.float().cpu(), m - k).values)
+    return float(torch.kthvalue(flat.cpu(), m - k).values)
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from torch import nn
 
 from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number
-from pyod_ae_ext.errors import DataError, ParameterError
+from pyod_ae_ext.errors import DataError
 from pyod_ae_ext.nets import mlp
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -48,11 +48,10 @@ class VAENet(nn.Module):
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), n_features * (2 if per_sample else 1)],
                            activation, dropout, batch_norm)
         if likelihood == "gaussian" and variance == "feature":
-            # variance = min_variance + softplus(raw); starts at 1 (the standardised variance)
-            raw = _inverse_softplus(1.0 - min_variance)
-            self.raw_variance = nn.Parameter(torch.full((n_features,), raw))
+            # set at the end of fitting to the maximum-likelihood value (VAE._set_feature_variance)
+            self.register_buffer("feature_variance", torch.ones(n_features))
         elif per_sample:
-            # bias the variance column so the initial variances are about 1 as well
+            # bias the variance column so the initial variances are about 1
             last = self.decoder[-1]
             with torch.no_grad():
                 last.bias[n_features:].add_(_inverse_softplus(1.0 - min_variance))
@@ -70,7 +69,7 @@ class VAENet(nn.Module):
         if self.variance == "sample":
             mean, raw = out.split(self.n_features, dim=1)
             return mean, self.min_variance + F.softplus(raw)
-        return out, (self.min_variance + F.softplus(self.raw_variance)).expand_as(out)
+        return out, self.feature_variance.expand_as(out)
 
     def forward(self, x):
         """Return (posterior mean, decoder mean or logits at the posterior mean)."""
@@ -130,21 +129,23 @@ class VAE(AutoEncoderDetector):
         values use the cross-entropy ``x log p + (1 - x) log(1 - p)`` as the paper's
         Bernoulli decoder does (Kingma & Welling 2014, appendix C.1).
     variance : {"feature", "sample"}, default "feature"
-        Gaussian decoder variance: one learned parameter per feature, or a decoder
-        head that outputs a variance per feature for every row (heteroscedastic, as
-        in An & Cho 2015). Ignored by the Bernoulli decoder.
-    refit_variance : bool, default True
-        For ``variance="feature"``: after training, set each feature's variance to the
-        value that exactly maximises the training objective given the trained encoder
-        and decoder mean, the mean over training rows of E_q[(x_j - m_j(z))^2]
-        (``n_samples`` draws per row). Gradient steps of size ``lr`` move a
-        log-variance by about ``lr`` per step, too slowly to reach small variances
-        (well-predicted features) in a few hundred steps; without this the
-        reconstruction probability under-weights exactly those features.
+        Gaussian decoder variance. ``"feature"``: one variance per feature, learned
+        in closed form: in each training step it is the batch's maximum-likelihood
+        value, the mean squared residual of that feature (the calibrated decoder,
+        "optimal sigma", of Rybkin et al. 2021, per feature, held fixed in the
+        gradient), and after training it is set to the exact maximiser of the training
+        objective given the networks, the mean over all training rows of
+        E_q[(x_j - m_j(z))^2] with ``n_samples`` draws. (A variance learned by
+        gradient steps moves by about ``lr`` in log-space per step, far too slowly to
+        reach the small variances of well-predicted features; the mean network then
+        learns under wrong weights.) ``"sample"``: a decoder head outputs a variance
+        per feature for every row (heteroscedastic, as in An & Cho 2015), learned by
+        gradient, so it needs more epochs or a larger ``lr``. Ignored by the
+        Bernoulli decoder.
     min_variance : float, default 1e-3
         Floor of the decoder variance in standardised units (v = min_variance +
-        softplus(raw)); keeps the likelihood bounded on features the decoder can
-        reproduce exactly (constants, duplicates).
+        softplus(raw), or the clamp of the closed-form value); keeps the likelihood
+        bounded on features the decoder reproduces exactly (constants, duplicates).
     n_samples : int, default 10
         Monte Carlo draws L per row for the scores.
     n_reference : int, default 200
@@ -179,6 +180,8 @@ class VAE(AutoEncoderDetector):
     reconstruction probability", SNU Data Mining Center, Special Lecture on IE, 2015.
     J. Pereira, M. Silveira, "Unsupervised anomaly detection in energy time series
     data using variational recurrent autoencoders with attention", ICMLA 2018.
+    O. Rybkin, K. Daniilidis, S. Levine, "Simple and effective VAE training with
+    calibrated decoders", ICML 2021.
     I. Higgins et al., "beta-VAE: learning basic visual concepts with a constrained
     variational framework", ICLR 2017.
     """
@@ -186,14 +189,12 @@ class VAE(AutoEncoderDetector):
     SCORES = ("reconstruction_probability", "reconstruction_error", "wasserstein")
 
     def __init__(self, score="reconstruction_probability", beta=1.0, likelihood="gaussian",
-                 variance="feature", refit_variance=True, min_variance=1e-3, n_samples=10, n_reference=200,
-                 **engine_params):
+                 variance="feature", min_variance=1e-3, n_samples=10, n_reference=200, **engine_params):
         super().__init__(**engine_params)
         self.score = score
         self.beta = beta
         self.likelihood = likelihood
         self.variance = variance
-        self.refit_variance = refit_variance
         self.min_variance = min_variance
         self.n_samples = n_samples
         self.n_reference = n_reference
@@ -205,8 +206,6 @@ class VAE(AutoEncoderDetector):
         check_number("beta", self.beta, 0)
         check_choice("likelihood", self.likelihood, ["gaussian", "bernoulli"])
         check_choice("variance", self.variance, ["feature", "sample"])
-        if not isinstance(self.refit_variance, bool):
-            raise ParameterError(f"refit_variance must be True or False, got {self.refit_variance!r}")
         check_number("min_variance", self.min_variance, 0, 1, low_open=True)
         check_number("n_samples", self.n_samples, 1, integer=True)
         check_number("n_reference", self.n_reference, 1, integer=True)
@@ -219,12 +218,12 @@ class VAE(AutoEncoderDetector):
         if self.likelihood == "bernoulli":
             self._check_unit_interval(X, "X")
         super()._fit_net(X)
-        if self.refit_variance and self.likelihood == "gaussian" and self.variance == "feature":
-            self._refit_variance(X)
+        if self.likelihood == "gaussian" and self.variance == "feature":
+            self._set_feature_variance(X)
         self._choose_references(X)
 
-    def _refit_variance(self, X):
-        """Set the per-feature decoder variance to its exact maximiser of the training objective.
+    def _set_feature_variance(self, X):
+        """Set the per-feature decoder variance to its maximum-likelihood value on the training rows.
 
         Given the encoder and the decoder mean, the -ELBO summed over the training rows
         is minimised in v_j by the mean over rows of E_q[(x_j - m_j(z))^2] (the KL term
@@ -237,14 +236,13 @@ class VAE(AutoEncoderDetector):
             for batch in self._scoring_batches(X):
                 for z in self._draws(net, batch):
                     total += (batch - net.decode(z)[0]).pow(2).sum(dim=0).double()
-            variance = (total / (X.shape[0] * self.n_samples)).clamp_min(self.min_variance * (1 + 1e-6))
-            raw = torch.log(torch.expm1(variance - self.min_variance))  # inverse of the softplus
-            net.raw_variance.copy_(raw.float())
+        variance = (total / (X.shape[0] * self.n_samples)).clamp_min(self.min_variance)
+        net.feature_variance.copy_(variance.float())
 
     def _loss(self, net, x, target):
         mu, logvar = net.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        nll = -self._log_likelihood(net, z, target).sum(dim=1)
+        nll = -self._log_likelihood(net, z, target, batch_variance=True).sum(dim=1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(dim=1)
         return nll + self.beta * kl
 
@@ -277,12 +275,19 @@ class VAE(AutoEncoderDetector):
         scale = torch.as_tensor(self.scaler_scale_, dtype=x.dtype, device=x.device)
         return x * scale + mean
 
-    def _log_likelihood(self, net, z, x):
-        """Per-feature log p(x_j | z), shape (rows, features)."""
+    def _log_likelihood(self, net, z, x, batch_variance=False):
+        """Per-feature log p(x_j | z), shape (rows, features).
+
+        ``batch_variance``: in training, the per-feature variance is the batch's
+        maximum-likelihood value, the mean squared residual (the "optimal sigma" of
+        Rybkin et al. 2021, per feature), held fixed in the gradient.
+        """
         out, variance = net.decode(z)
         target = self._target(x)
         if self.likelihood == "bernoulli":
             return -F.binary_cross_entropy_with_logits(out, target.clamp(0.0, 1.0), reduction="none")
+        if batch_variance and self.variance == "feature":
+            variance = (target - out).detach().pow(2).mean(dim=0).clamp_min(self.min_variance).expand_as(out)
         return -0.5 * (_LOG_2PI + variance.log() + (target - out).pow(2) / variance)
 
     def _decoder_mean(self, net, z):

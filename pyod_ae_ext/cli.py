@@ -135,7 +135,10 @@ def build_detector(name, params, seed=None, device=None, contamination=None):
                 raise ParameterError(f"detector {spec.name!r} has no {key!r} parameter")
             continue
         params.setdefault(key, value)
-    return spec.name, registry.make(spec.name, **params)
+    detector = registry.make(spec.name, **params)
+    if hasattr(detector, "check_params"):
+        detector.check_params()
+    return spec.name, detector
 
 
 def fit_detector(name, detector, X):

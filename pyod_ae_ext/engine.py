@@ -205,6 +205,10 @@ class AutoEncoderDetector(BaseDetector):
         trained to reproduce the clean input.
     corruption_level : float, default 0.1
         Strength of the corruption.
+    standardize : bool, default True
+        Centre and scale each feature with the training mean and standard deviation
+        (constant features get scale 1). Turn off for data already on a meaningful
+        common scale, e.g. pixels in [0, 1].
     device : str, default "auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     random_state : int, RandomState or None, default None
@@ -222,9 +226,10 @@ class AutoEncoderDetector(BaseDetector):
     def __init__(self, contamination=0.1, hidden_dims=(64, 32), latent_dim=8, activation="relu",
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
-                 corruption=None, corruption_level=0.1, device="auto", random_state=None,
-                 verbose=False):
-        super().__init__(contamination=contamination)
+                 corruption=None, corruption_level=0.1, standardize=True, device="auto",
+                 random_state=None, verbose=False):
+        # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
+        self.contamination = contamination
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.activation = activation
@@ -239,6 +244,7 @@ class AutoEncoderDetector(BaseDetector):
         self.activity_l1 = activity_l1
         self.corruption = corruption
         self.corruption_level = corruption_level
+        self.standardize = standardize
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -267,6 +273,11 @@ class AutoEncoderDetector(BaseDetector):
 
     # ---- fitting ------------------------------------------------------------
 
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for any invalid parameter value, before any data is read."""
+        self._check_engine_params()
+        self._validate_params()
+
     def fit(self, X, y=None):
         """Fit the detector on ``X`` (rows x features); ``y`` is ignored.
 
@@ -274,8 +285,7 @@ class AutoEncoderDetector(BaseDetector):
         -------
         self
         """
-        self._check_engine_params()
-        self._validate_params()
+        self.check_params()
         feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
         X = as_feature_matrix(X)
         if X.shape[0] < 2:
@@ -286,7 +296,10 @@ class AutoEncoderDetector(BaseDetector):
         self.n_features_in_ = X.shape[1]
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
-        self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
+        if self.standardize:
+            self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
+        else:
+            self.scaler_mean_, self.scaler_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         X_std = self._to_tensor(X)
         self.history_ = {"loss": [], "val_loss": []}
@@ -331,7 +344,7 @@ class AutoEncoderDetector(BaseDetector):
         n_rows = train.shape[0]
         batch_size = min(self.batch_size, n_rows)
         min_batch = 2 if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()) else 1
-        best_loss, best_state, stale = math.inf, None, 0
+        best_loss, best_state, stale = None, None, 0
         for epoch in range(epochs):
             started = time.perf_counter()
             net.train()
@@ -354,7 +367,7 @@ class AutoEncoderDetector(BaseDetector):
             if validation is not None:
                 val_loss = self._evaluate_loss(validation)
                 self.history_["val_loss"].append(val_loss)
-                if val_loss < best_loss - 1e-7 * abs(best_loss):
+                if best_state is None or val_loss < best_loss - 1e-7 * abs(best_loss):
                     best_loss, stale = val_loss, 0
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 else:
@@ -522,8 +535,9 @@ class AutoEncoderDetector(BaseDetector):
         check_number("latent_dim", self.latent_dim, 1, integer=True)
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_number("dropout", self.dropout, 0, 0.99)
-        if not isinstance(self.batch_norm, bool):
-            raise ParameterError(f"batch_norm must be True or False, got {self.batch_norm!r}")
+        for flag in ("batch_norm", "standardize"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ParameterError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         check_number("lr", self.lr, 0, low_open=True)
         check_number("weight_decay", self.weight_decay, 0)
         check_number("epochs", self.epochs, 0, integer=True)

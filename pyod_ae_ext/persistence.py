@@ -10,7 +10,8 @@ name arbitrary code to import), and never unpickles.
 Our autoencoder detectors store their network weights and arrays as tensors. PyOD's
 classic detectors (Isolation Forest, KNN, ...) are serialised with skops, which
 rebuilds scikit-learn objects from a schema without pickle; on loading only types
-from scikit-learn, PyOD, NumPy and SciPy are accepted.
+from scikit-learn, PyOD, NumPy and SciPy, and the registered detector class itself,
+are accepted.
 """
 from __future__ import annotations
 
@@ -285,7 +286,9 @@ def _skops_detector(tensors: dict, expected_cls, source: str):
         types = skops.io.get_untrusted_types(data=payload)
     except Exception as exc:
         raise ModelFileError(f"{source} is damaged ({exc})") from None
-    untrusted = [t for t in types if not t.startswith(_TRUSTED_MODULE_PREFIXES)]
+    # The registered class itself is trusted: it is code the user installed as a plugin.
+    registered = f"{expected_cls.__module__}.{expected_cls.__qualname__}"
+    untrusted = [t for t in types if not t.startswith(_TRUSTED_MODULE_PREFIXES) and t != registered]
     if untrusted:
         raise ModelFileError(f"{source} contains object types adscore does not load: {', '.join(untrusted)}")
     try:

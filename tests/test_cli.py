@@ -1,0 +1,214 @@
+"""adscore on the command line (click's CliRunner), including every bad-input case."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pyod_ae_ext.cli import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def data_csv(tmp_path):
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 4)), columns=["a", "b", "c", "d"])
+    frame.insert(0, "id", [f"r{i}" for i in range(120)])
+    frame["label"] = 0
+    frame.loc[:5, ["a", "b"]] += 8
+    frame.loc[:5, "label"] = 1
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(runner, *args, **kwargs):
+    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+def fit_model(runner, data_csv, tmp_path, *extra):
+    model = tmp_path / "model.adscore"
+    result = run(runner, "fit", "-d", "toll", "-p", "epochs=3", "--seed", 0, "--id-column", "id",
+                 "--exclude", "label", *extra, data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    return model
+
+
+def test_fit_score_round_trip(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    result = run(runner, "score", "-m", model, "--id-column", "id", data_csv)
+    assert result.exit_code == 0
+    scores = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert list(scores.columns) == ["id", "score", "label", "probability"]
+    assert len(scores) == 120 and scores["id"].iloc[0] == "r0"
+    assert scores["label"].sum() == pytest.approx(12, abs=1)
+    assert scores.nlargest(6, "score")["id"].str[1:].astype(int).max() < 12
+
+
+def test_score_to_files_in_each_format(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    for name in ("out.csv", "out.json", "out.parquet"):
+        result = run(runner, "score", "-m", model, data_csv, "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 120
+    assert len(pd.read_json(tmp_path / "out.json", lines=True)) == 120
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == 120
+
+
+def test_stdin_and_top(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    result = run(runner, "score", "-m", model, "--id-column", "id", "--top", 3, "-", input=data_csv.read_text())
+    assert result.exit_code == 0
+    top = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert len(top) == 3 and top["score"].is_monotonic_decreasing
+
+
+def test_parquet_input_and_config_file(runner, data_csv, tmp_path):
+    parquet = tmp_path / "data.parquet"
+    pd.read_csv(data_csv).to_parquet(parquet)
+    config = tmp_path / "toll.toml"
+    config.write_text('detector = "toll"\n[params]\nlam = 0.25\nepochs = 2\nhidden_dims = [16]\n')
+    model = tmp_path / "m.adscore"
+    result = run(runner, "fit", "--config", config, "--exclude", "id,label", parquet, "-o", model)
+    assert result.exit_code == 0, result.output
+    meta = json.loads(run(runner, "info", "--json", model).stdout)
+    assert meta["params"]["lam"] == 0.25 and meta["params"]["hidden_dims"] == [16]
+    assert meta["feature_names"] == ["a", "b", "c", "d"]
+
+
+def test_info_and_plugins(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    info = run(runner, "info", model)
+    assert "detector:   toll" in info.stdout and "lam = 1.0" in info.stdout
+    plugins = run(runner, "plugins")
+    assert "toll" in plugins.stdout and "iforest" in plugins.stdout
+    listed = json.loads(run(runner, "plugins", "--json").stdout)
+    assert {"ae", "toll", "ecod"} <= {row["detector"] for row in listed}
+
+
+def test_pyod_baseline_from_the_cli(runner, data_csv, tmp_path):
+    model = tmp_path / "forest.adscore"
+    result = run(runner, "fit", "-d", "iforest", "-p", "n_estimators=20", "--seed", 1, "--exclude", "id,label",
+                 data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    assert run(runner, "score", "-m", model, data_csv).exit_code == 0
+
+
+def test_demo_and_example(runner, tmp_path):
+    result = run(runner, "demo", "--top", 5)
+    assert result.exit_code == 0
+    assert "ROC-AUC" in result.stdout
+    assert run(runner, "example", "-o", tmp_path / "ex.csv").exit_code == 0
+    assert pd.read_csv(tmp_path / "ex.csv").shape == (369, 32)
+
+
+# ---- bad input: one line, exit 2, no traceback, no output file ---------------
+
+
+def assert_clean_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def bad_fit(runner, tmp_path, data, *args):
+    output = tmp_path / "never.adscore"
+    result = runner.invoke(cli, ["fit", *map(str, args), str(data), "-o", str(output)])
+    assert not output.exists()
+    return result
+
+
+def test_unknown_detector_and_parameter(runner, data_csv, tmp_path):
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "tol", "--exclude", "id"),
+                       "unknown detector 'tol'", "toll")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll", "-p", "lamda=2", "--exclude", "id"),
+                       "unknown parameter(s) 'lamda'")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll", "-p", "lam", "--exclude", "id"),
+                       "KEY=VALUE")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll", "-p", "lr=-3", "--exclude", "id"),
+                       "lr must be > 0")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "iforest", "-p", "n_estimators=-3",
+                               "--exclude", "id"), "iforest")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "--exclude", "id"), "--detector")
+
+
+def test_non_numeric_column(runner, data_csv, tmp_path):
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll"), "non-numeric column(s) id", "--exclude")
+
+
+def test_missing_and_unknown_columns(runner, data_csv, tmp_path):
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll", "--exclude", "id,zzz"), "zzz")
+    assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll", "--columns", "a,q"), "q")
+
+
+def test_nan_and_inf(runner, data_csv, tmp_path):
+    frame = pd.read_csv(data_csv)
+    frame.loc[7, "c"] = np.nan
+    nan_csv = tmp_path / "nan.csv"
+    frame.to_csv(nan_csv, index=False)
+    assert_clean_error(bad_fit(runner, tmp_path, nan_csv, "-d", "toll", "--exclude", "id"), "'c'", "row 7")
+    frame.loc[7, "c"] = np.inf
+    frame.to_csv(nan_csv, index=False)
+    assert_clean_error(bad_fit(runner, tmp_path, nan_csv, "-d", "toll", "--exclude", "id"), "inf", "'c'")
+
+
+def test_empty_and_garbage_files(runner, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert_clean_error(bad_fit(runner, tmp_path, empty, "-d", "toll"), "empty")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b,c\n")
+    assert_clean_error(bad_fit(runner, tmp_path, header_only, "-d", "toll"), "no data rows")
+    assert_clean_error(bad_fit(runner, tmp_path, tmp_path / "nope.csv", "-d", "toll"), "does not exist")
+    fake_parquet = tmp_path / "x.parquet"
+    fake_parquet.write_text("not parquet")
+    assert_clean_error(bad_fit(runner, tmp_path, fake_parquet, "-d", "toll"), "Parquet")
+
+
+def test_scoring_data_missing_model_columns(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(data_csv).drop(columns=["b", "d"]).to_csv(partial, index=False)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(cli, ["score", "-m", str(model), str(partial), "-o", str(out)])
+    assert_clean_error(result, "lacks column(s) the model was fitted on: b, d")
+    assert not out.exists()
+
+
+def test_extra_columns_are_noted(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    result = run(runner, "score", "-m", model, data_csv)
+    assert result.exit_code == 0
+    assert "ignoring 2 column(s) the model does not use: id, label" in result.stderr
+
+
+def test_corrupt_and_foreign_models(runner, data_csv, tmp_path):
+    model = fit_model(runner, data_csv, tmp_path)
+    model.write_bytes(model.read_bytes()[:300])
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(model), str(data_csv)]), "truncated")
+    foreign = tmp_path / "foreign.adscore"
+    foreign.write_text("hello")
+    assert_clean_error(runner.invoke(cli, ["info", str(foreign)]), "not an adscore model")
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(tmp_path / "missing"), str(data_csv)]),
+                       "does not exist")
+
+
+def test_debug_shows_the_traceback(runner, data_csv, tmp_path):
+    result = runner.invoke(cli, ["--debug", "fit", "-d", "tol", str(data_csv), "-o", str(tmp_path / "m")])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_help_teaches(runner):
+    result = run(runner, "--help")
+    assert "adscore fit --detector toll" in result.stdout
+    for command in ("fit", "score", "plugins", "info", "demo", "example"):
+        assert command in result.stdout
+    assert "Examples:" in run(runner, "fit", "--help").stdout

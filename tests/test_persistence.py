@@ -1,0 +1,129 @@
+"""The safe model format: integrity, foreign files, atomic writes, no pickle."""
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import pyod_ae_ext
+from pyod_ae_ext import persistence
+from pyod_ae_ext.errors import ModelFileError
+from pyod_ae_ext.plugins.toll import Toll
+
+
+@pytest.fixture
+def saved(blobs, tmp_path):
+    detector = Toll(epochs=2, random_state=0).fit(blobs[0])
+    path = tmp_path / "toll.adscore"
+    detector.save(path)
+    return detector, path
+
+
+def test_file_is_safetensors_with_json_metadata(saved):
+    detector, path = saved
+    data = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_len])
+    meta = json.loads(header["__metadata__"]["adscore"])
+    assert meta["detector"] == "toll" and meta["params"]["lam"] == 1.0
+    assert set(meta["versions"]) >= {"pyod_ae_ext", "torch"}
+    assert len(meta["content_sha256"]) == 64
+    assert "scaler.mean" in header and "decision_scores" in header
+    assert Toll.load(path).get_params() == detector.get_params()
+
+
+def test_truncated_file(saved):
+    _, path = saved
+    data = path.read_bytes()
+    for cut in (4, 100, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError):
+            pyod_ae_ext.load(path)
+
+
+def test_tampered_tensor_fails_the_hash(saved):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="integrity check"):
+        pyod_ae_ext.load(path)
+
+
+def test_tampered_metadata_fails_the_hash(saved):
+    _, path = saved
+    data = path.read_bytes()
+    tampered = data.replace(b'\\"lam\\": 1.0', b'\\"lam\\": 9.0')
+    assert tampered != data
+    path.write_bytes(tampered)
+    with pytest.raises(ModelFileError, match="integrity check"):
+        pyod_ae_ext.load(path)
+
+
+def test_foreign_files_are_rejected(tmp_path, blobs):
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps({"not": "a model"}))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    from safetensors.numpy import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(other))
+    for path in (pickled, text, other, tmp_path / "missing.adscore"):
+        with pytest.raises(ModelFileError, match="not an adscore model|does not exist"):
+            pyod_ae_ext.load(path)
+
+
+def test_wrong_class_on_load(saved):
+    _, path = saved
+    from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+
+    with pytest.raises(ModelFileError, match="not a AutoEncoder"):
+        AutoEncoder.load(path)
+
+
+def test_interrupted_save_keeps_the_old_file(saved, monkeypatch):
+    detector, path = saved
+    before = path.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(persistence.os, "replace", explode)
+    with pytest.raises(KeyboardInterrupt):
+        detector.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    _, path = saved
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while loading")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    pyod_ae_ext.load(path)
+
+
+def test_pyod_baseline_model_rejects_untrusted_types(blobs, tmp_path, monkeypatch):
+    detector = pyod_ae_ext.make_detector("iforest", random_state=0, n_estimators=5).fit(blobs[0])
+    path = tmp_path / "forest.adscore"
+    pyod_ae_ext.save(detector, path)
+    monkeypatch.setattr(persistence, "_TRUSTED_MODULE_PREFIXES", ("numpy.",))
+    with pytest.raises(ModelFileError, match="object types adscore does not load"):
+        pyod_ae_ext.load(path)
+
+
+def test_unfitted_and_unregistered_detectors_cannot_be_saved(tmp_path):
+    with pytest.raises(pyod_ae_ext.AdscoreError, match="unfitted"):
+        pyod_ae_ext.save(Toll(), tmp_path / "x.adscore")
+    from pyod.models.abod import ABOD
+
+    with pytest.raises(pyod_ae_ext.AdscoreError, match="registered"):
+        pyod_ae_ext.save(ABOD(), tmp_path / "x.adscore")
+    assert not os.listdir(tmp_path)

@@ -1,0 +1,99 @@
+"""The plugin system: third-party distributions, broken plugins, name clashes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyod_ae_ext import hookimpl
+from pyod_ae_ext.errors import DuplicateDetectorError
+from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+from pyod_ae_ext.registry import Registry
+
+PLUGIN_DIST = Path(__file__).parent / "plugin_dist"
+
+
+def adscore(*args, pythonpath, cwd):
+    """Run the installed `adscore` in a child process with extra site directories."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath))}
+    return subprocess.run([sys.executable, "-c", "from pyod_ae_ext.cli import main; main()", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    """pip-install the example plugin distribution into a private target directory."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(PLUGIN_DIST)],
+                   check=True, capture_output=True, timeout=300)
+    assert list(target.glob("adscore_example_plugin-0.3.0.dist-info"))
+    return target
+
+
+def test_third_party_plugin_is_listed_fits_and_scores(installed_plugin, tmp_path):
+    listing = adscore("plugins", pythonpath=[installed_plugin], cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "example  (adscore-example-plugin 0.3.0)" in listing.stdout
+    assert "mahalanobis" in listing.stdout and "toll" in listing.stdout
+
+    rng = np.random.RandomState(0)
+    data = pd.DataFrame(rng.normal(size=(100, 3)), columns=["a", "b", "c"])
+    data.to_csv(tmp_path / "data.csv", index=False)
+    fitted = adscore("fit", "-d", "mahalanobis", "data.csv", "-o", "m.adscore",
+                     pythonpath=[installed_plugin], cwd=tmp_path)
+    assert fitted.returncode == 0, fitted.stderr
+    scored = adscore("score", "-m", "m.adscore", "data.csv", pythonpath=[installed_plugin], cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_csv(pd.io.common.StringIO(scored.stdout))
+    assert list(scores.columns) == ["score", "label", "probability"] and len(scores) == 100
+
+    hello = adscore("example-hello", pythonpath=[installed_plugin], cwd=tmp_path)
+    assert hello.stdout.strip() == "hello from adscore-example-plugin"
+
+
+def test_broken_plugin_is_a_warning_and_the_rest_keep_working(tmp_path):
+    dist_info = tmp_path / "site" / "broken_plugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[adscore]\nbroken = broken_plugin_module_that_does_not_exist\n")
+    result = adscore("plugins", pythonpath=[tmp_path / "site"], cwd=tmp_path)
+    assert result.returncode == 0
+    assert "plugin 'broken' (distribution broken-plugin) failed to import" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "toll" in result.stdout and "iforest" in result.stdout
+
+
+class _Claims:
+    def __init__(self, name, alias=()):
+        self.name, self.alias = name, alias
+
+    @hookimpl
+    def register_detectors(self, register):
+        register(self.name, AutoEncoder, "test", aliases=self.alias)
+
+
+def test_two_plugins_claiming_one_name_is_an_error_naming_both():
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(_Claims("twin"), "first-plugin")
+    registry.register_plugin(_Claims("other", alias=("twin",)), "second-plugin")
+    with pytest.raises(DuplicateDetectorError, match="'twin'.*'first-plugin' and 'second-plugin'"):
+        registry.detectors
+
+
+def test_registration_is_validated():
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(_Claims("Bad Name"), "p")
+    with pytest.raises(ValueError, match="lower-case"):
+        registry.detectors
+
+
+def test_builtins_come_through_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    groups = {ep.value for ep in entry_points(group="adscore")}
+    assert {"pyod_ae_ext.plugins.toll", "pyod_ae_ext.plugins.autoencoder",
+            "pyod_ae_ext.plugins.pyod_baselines"} <= groups
