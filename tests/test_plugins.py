@@ -97,3 +97,22 @@ def test_builtins_come_through_the_entry_point_group():
     groups = {ep.value for ep in entry_points(group="adscore")}
     assert {"pyod_ae_ext.plugins.toll", "pyod_ae_ext.plugins.autoencoder",
             "pyod_ae_ext.plugins.pyod_baselines"} <= groups
+
+
+def test_wheel_ships_the_plugins_package(tmp_path):
+    """plugins/ is mapped to pyod_ae_ext.plugins by package-dir: check a real wheel install."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-w", str(tmp_path / "dist"), str(repo)], check=True, capture_output=True,
+                   timeout=300)
+    wheel = next((tmp_path / "dist").glob("pyod_ae_ext-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
+                    str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=300)
+    probe = ("import pyod_ae_ext, pyod_ae_ext.plugins.toll as toll; from pyod_ae_ext.cli import example_bytes; "
+             "print(pyod_ae_ext.__file__); print(toll.__file__); print(len(example_bytes()))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    package, plugin, example_size = result.stdout.split()
+    assert package.startswith(str(tmp_path / "site")) and plugin.startswith(str(tmp_path / "site"))
+    assert int(example_size) > 10_000
