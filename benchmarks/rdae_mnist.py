@@ -40,7 +40,7 @@ import pyod_ae_ext
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 OUTLIER_FRACTION = 0.05
 
-FULL = dict(lams=(3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0), outer_iterations=10, inner_epochs=5)
+FULL = dict(lams=(4.0, 4.5, 5.0, 5.5, 6.0), outer_iterations=10, inner_epochs=4)
 QUICK = dict(lams=(4.0, 4.5, 5.0, 5.5, 6.0), outer_iterations=5, inner_epochs=3)
 NETWORK = dict(hidden_dims=(200,), latent_dim=10, activation="relu", standardize=False,
                batch_size=128, lr=1e-3)
@@ -160,33 +160,44 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and lambdas, 1 seed by default")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5, quick 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed+1, ...")
     parser.add_argument("--json", type=Path, default=None, help="write all per-seed figures here")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--lams", type=float, nargs="+", default=None, help="override the lambda grid")
     args = parser.parse_args(argv)
     if not (args.data_dir / "mnist" / "mnist_digit4.npz").is_file():
         print(f"skipped: {args.data_dir / 'mnist' / 'mnist_digit4.npz'} not found (the shared "
               "datasets folder beside the checkout); pass --data-dir", file=sys.stderr)
         return 0
-    config = QUICK if args.quick else FULL
+    config = dict(QUICK if args.quick else FULL)
+    if args.lams:
+        config["lams"] = tuple(args.lams)
     n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 5)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    results = [run_seed(args.data_dir, seed, config, args.device, log) for seed in range(n_seeds)]
+    results = []
+
+    def write_json(summary):
+        if args.json:
+            payload = {"config": {**config, "network": NETWORK, "outlier_fraction": OUTLIER_FRACTION,
+                                  "seeds": [r["seed"] for r in results], "quick": args.quick},
+                       "summary": summary, "results": results,
+                       "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                                       "pyod_ae_ext": pyod_ae_ext.__version__, "machine": platform.machine(),
+                                       "threads": torch.get_num_threads(),
+                                       "wall_s": time.perf_counter() - started}}
+            args.json.write_text(json.dumps(payload, indent=1, default=float))
+
+    for seed in range(args.first_seed, args.first_seed + n_seeds):
+        results.append(run_seed(args.data_dir, seed, config, args.device, log))
+        write_json(None)  # per-seed figures so far, in case the run is cut short
     report, summary = summarise(results, config)
     print(report)
-    if args.json:
-        payload = {"config": {**config, "network": NETWORK, "outlier_fraction": OUTLIER_FRACTION,
-                              "seeds": list(range(n_seeds)), "quick": args.quick},
-                   "summary": summary, "results": results,
-                   "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                                   "pyod_ae_ext": pyod_ae_ext.__version__, "machine": platform.machine(),
-                                   "threads": torch.get_num_threads(),
-                                   "wall_s": time.perf_counter() - started}}
-        args.json.write_text(json.dumps(payload, indent=1, default=float))
+    write_json(summary)
     return 0
 
 

@@ -10,6 +10,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import ACTIVATIONS, AutoEncoderNet
+from pyod_ae_ext.optim import FlatAdam
 
 # Rows of the training data used for the median heuristic (pairwise distances are quadratic).
 _MEDIAN_HEURISTIC_ROWS = 2000
@@ -163,8 +164,8 @@ class DeepOCSVM(AutoEncoderDetector):
     def _make_optimizer(self, net):
         svm = [net.w, net.rho]
         others = [p for name, p in net.named_parameters() if p.requires_grad and name not in ("w", "rho")]
-        return torch.optim.Adam([{"params": others, "weight_decay": self.weight_decay},
-                                 {"params": svm, "weight_decay": 0.0}], lr=self.lr, foreach=True)
+        return FlatAdam([{"params": others, "weight_decay": self.weight_decay},
+                         {"params": svm, "weight_decay": 0.0}], lr=self.lr)
 
     def _loss(self, net, x, target):
         _, recon, margin = net(x)

@@ -226,10 +226,13 @@ _COMMON_DOC = """
     Parameters
     ----------
     {groups_doc}lam : float >= 0 or "auto", default "auto"
-        The sparsity weight lambda. Data are standardised per feature before fitting and
-        lambda is on that scale: {lam_scale} ``lam="auto"`` chooses lambda afresh at every
-        outer iteration so that {auto_rule} equals ``contamination``, so a user without
-        labels gets a decomposition without a sweep; the value used last is ``lambda_``.
+        The sparsity weight lambda, on the scale the network sees: standardised units
+        (per-feature z-scores) by default, the original units with ``standardize=False``.
+        {lam_scale}
+        ``lam="auto"`` chooses lambda afresh at every outer iteration so that
+        {auto_rule} equals ``contamination``, so a user
+        without labels gets a decomposition without a sweep; the value used last is
+        ``lambda_``.
         Larger lambda gives a sparser ``S_``; as lambda -> infinity ``S_`` = 0 and the
         detector is the plain autoencoder trained for ``outer_iterations * inner_epochs``
         epochs.
@@ -242,7 +245,7 @@ _COMMON_DOC = """
         autoencoder with the same ``epochs``.
     tol : float, default 1e-7
         Stop when ``||X - L_D - S||_F / ||X||_F < tol`` or
-        ``||LS - L_D - S||_F / ||X||_F < tol`` (norms on the standardised data), where
+        ``||LS - L_D - S||_F / ||X||_F < tol`` (norms on the network's scale), where
         ``LS`` is ``L_D + S`` of the previous iteration (the paper's criteria).
     **engine_params
         See :class:`pyod_ae_ext.engine.AutoEncoderDetector`. ``epochs`` is used only
@@ -253,7 +256,8 @@ _COMMON_DOC = """
     ----------
     S_ : ndarray (n_samples, n_features)
         The sparse part of the training data, in the original units of ``X``
-        (the standardised ``S`` times each feature's scale). Its zeros are exact.
+        (the ``S`` of the network's scale times each feature's scale; a difference, so
+        no mean is added). Its zeros are exact.
     L_ : ndarray (n_samples, n_features)
         The clean part, ``X - S_``, so ``X = L_ + S_`` holds to float64 rounding. It is
         the input the network trained on in the last outer iteration. ``L_`` is not written
@@ -345,19 +349,19 @@ def _complete_docstring(cls, **fields):
 _complete_docstring(
     RDAEL1,
     groups_doc="",
-    lam_scale="an entry of S is non-zero when its residual exceeds ``lam`` standard "
-              "deviations of its feature.",
+    lam_scale="An entry of S is non-zero when its residual exceeds ``lam`` (standard\n        "
+              "deviations of its feature, when standardised).",
     auto_rule="the fraction of non-zero *entries* of S",
     mask_doc="Shape (n_samples, n_features): the entries where ``S_`` is non-zero.",
 )
 _complete_docstring(
     RDAEL21,
     groups_doc='groups : {"rows", "columns"}, default "rows"\n        The groups of the '
-               'l2,1 norm: rows find anomalous data points, columns corrupted features.\n    ',
-    lam_scale="a group of S is non-zero when the Euclidean norm of its residual vector "
-              "(over standardised features) exceeds ``lam``, so sensible values grow "
-              "like sqrt(n_features) for rows and sqrt(n_samples) for columns.",
-    auto_rule="the fraction of non-zero groups of S (rows by default, columns with "
+               'l2,1 norm: rows find anomalous data points,\n        columns corrupted features.\n    ',
+    lam_scale="A group of S is non-zero when the Euclidean norm of its residual vector\n        "
+              "exceeds ``lam``, so sensible values grow like sqrt(n_features) for rows and\n        "
+              "sqrt(n_samples) for columns.",
+    auto_rule="the fraction of non-zero groups of S (rows by\n        default, columns with "
               "``groups='columns'``)",
     mask_doc="Shape (n_samples,) for ``groups='rows'``, (n_features,) for "
              "``groups='columns'``: the groups where ``S_`` is non-zero.",

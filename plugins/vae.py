@@ -127,7 +127,8 @@ class VAE(AutoEncoderDetector):
         the encoder still sees standardised inputs), and fitting or scoring data
         outside [0, 1] raises a :class:`~pyod_ae_ext.errors.DataError`. Fractional
         values use the cross-entropy ``x log p + (1 - x) log(1 - p)`` as the paper's
-        Bernoulli decoder does (Kingma & Welling 2014, appendix C.1).
+        Bernoulli decoder does (Kingma & Welling 2014, appendix C.1). With the engine's
+        ``standardize=False`` the encoder sees the raw values too.
     variance : {"feature", "sample"}, default "feature"
         Gaussian decoder variance. ``"feature"``: one variance per feature, learned
         in closed form: in each training step it is the batch's maximum-likelihood

@@ -177,21 +177,31 @@ def data_options(func):
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Detector parameter, e.g. -p lam=0.5 -p hidden_dims=[64,32]. Repeatable.")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with `detector` and [params].")
+@click.option("--combine", type=click.Choice(["mean", "max", "median", "aom", "moa", "weighted"]),
+              help="With several --detector options: how the ensemble combines their scores.")
+@click.option("--normalize", type=click.Choice(["zscore", "rank", "minmax"]),
+              help="Ensemble: per-member score normalisation fitted on training scores [default: zscore].")
+@click.option("--weights", metavar="W1,W2,...", help="Ensemble with --combine weighted: one weight per detector.")
 @data_options
 @click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
 @click.option("--verbose", "-v", is_flag=True, help="Show training progress on stderr.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
-def fit(data, detectors, params, config, columns, exclude, id_columns, contamination, seed, device,
-        verbose, output):
-    """Fit a detector on DATA and save it to a model file.
+def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
+        contamination, seed, device, verbose, output):
+    """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
+
+    Several --detector options with --combine build an ensemble saved as one model
+    file; each --param then names its detector (-p toll.lam=0.5), and
+    -p ensemble.KEY=VALUE sets the ensemble's own parameters (e.g. ensemble.n_jobs=3).
 
     \b
     Examples:
       adscore fit --detector toll data.csv -o toll.adscore
       adscore fit -d ae -p epochs=100 -p hidden_dims=[128,64] --exclude label data.csv -o ae.adscore
       cat data.csv | adscore fit -d iforest -p n_estimators=300 - -o forest.adscore
+      adscore fit -d toll -d iforest -d ecod --combine aom -p toll.lam=0.5 data.csv -o ens.adscore
     """
     from .data import read_frame, select_training_table
     from .persistence import save_detector
@@ -200,12 +210,14 @@ def fit(data, detectors, params, config, columns, exclude, id_columns, contamina
     names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
     if not names:
         raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
-    if len(names) > 1:
-        raise ParameterError("several --detector options build an ensemble, which needs --combine")
     merged = {**settings.get("params", {}), **parse_params(params)}
-    if verbose:
-        merged.setdefault("verbose", True)
-    name, detector = build_detector(names[0], merged, seed, device, contamination)
+    if len(names) > 1 or combine or normalize or weights:
+        name, detector = _build_ensemble(names, merged, combine, normalize, weights, seed, device,
+                                         contamination, verbose)
+    else:
+        if verbose:
+            merged.setdefault("verbose", True)
+        name, detector = build_detector(names[0], merged, seed, device, contamination)
     table = select_training_table(read_frame(data), columns, exclude, id_columns)
     echo_err(f"fitting {name} on {table.X.shape[0]} rows x {table.X.shape[1]} features ...")
     started = time.perf_counter()
@@ -216,6 +228,59 @@ def fit(data, detectors, params, config, columns, exclude, id_columns, contamina
     flagged = int(np.sum(detector.labels_))
     echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
              f"{len(detector.labels_)} training rows; saved {output}")
+
+
+def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):
+    """An Ensemble from `fit` options; params are prefixed with their detector's name (or `ensemble.`)."""
+    from .ensemble import Ensemble
+    from .registry import get_registry
+
+    if len(names) < 2:
+        raise ParameterError("--combine, --normalize and --weights build an ensemble: give two or more "
+                             "--detector options")
+    if combine is None:
+        raise ParameterError("several --detector options build an ensemble: choose how to combine their "
+                             "scores with --combine mean|max|median|aom|moa|weighted")
+    registry = get_registry()
+    members = [registry.resolve(n).name for n in names]
+    member_params = {m: {} for m in members}
+    ensemble_params = {}
+    for key, value in params.items():
+        prefix, dot, param = key.partition(".")
+        if not dot or not param:
+            raise ParameterError(f"with several detectors, prefix each --param with its detector, e.g. "
+                                 f"--param {members[0]}.{key}=...; got {key!r}")
+        if prefix.strip().lower() == "ensemble":
+            ensemble_params[param] = value
+            continue
+        target = registry.resolve(prefix).name
+        if target not in member_params:
+            raise ParameterError(f"--param {key}: {prefix!r} is not one of the detectors ({', '.join(members)})")
+        member_params[target][param] = value
+    for member in members:
+        accepted = registry.resolve(member).parameters()
+        if device is not None and "device" in accepted:
+            member_params[member].setdefault("device", device)
+        if verbose and "verbose" in accepted:
+            member_params[member].setdefault("verbose", True)
+    if device is not None and not any("device" in registry.resolve(m).parameters() for m in members):
+        raise ParameterError("--device applies to autoencoder detectors, and no member is one")
+    if weights is not None:
+        try:
+            ensemble_params["weights"] = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ParameterError(f"--weights expects comma-separated numbers, got {weights!r}") from None
+    ensemble_params.update(combine=combine, detectors=tuple(members),
+                           detector_params={m: p for m, p in member_params.items() if p})
+    if normalize:
+        ensemble_params["normalize"] = normalize
+    if seed is not None:
+        ensemble_params.setdefault("random_state", seed)
+    if contamination is not None:
+        ensemble_params.setdefault("contamination", contamination)
+    detector = registry.make("ensemble", **ensemble_params)
+    detector.check_params()
+    return "ensemble", detector
 
 
 @cli.command()
@@ -425,3 +490,9 @@ def main(argv=None):
     """Console-script entry point."""
     warnings.formatwarning = _format_warning
     return cli.main(args=argv, prog_name="adscore")
+
+
+from . import cli_benchmark  # noqa: E402,F401  (registers benchmark)
+
+
+from . import cli_analysis  # noqa: E402,F401  (registers explain/threshold/evaluate)

@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .errors import DataError, DeviceError, ParameterError, TrainingError
 from .nets import ACTIVATIONS, AutoEncoderNet
+from .optim import FlatAdam
 
 # Rows x widest layer per training step below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
@@ -308,7 +309,9 @@ class AutoEncoderDetector(BaseDetector):
             try:
                 self._fit_net(X_std)
             finally:
-                self.__dict__.pop("_optimizer", None)
+                optimizer = self.__dict__.pop("_optimizer", None)
+                if optimizer is not None:
+                    optimizer.release()
         with self._seeded(offset=1), self._thread_budget(training=False):
             self.decision_scores_ = self._training_scores(X_std)
         self._check_finite_scores(self.decision_scores_, "training")
@@ -356,7 +359,7 @@ class AutoEncoderDetector(BaseDetector):
                 if batch.shape[0] < min_batch:
                     continue
                 loss = self._batch_loss(net, batch)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 batch_losses.append(loss.detach())
@@ -414,8 +417,7 @@ class AutoEncoderDetector(BaseDetector):
         return float(total) / X.shape[0]
 
     def _make_optimizer(self, net):
-        params = [p for p in net.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def _check_finite_loss(self, loss: float, epoch: int) -> None:
         if not math.isfinite(loss):
@@ -582,7 +584,8 @@ class AutoEncoderDetector(BaseDetector):
             "n_epochs": getattr(self, "n_epochs_", None),
             **self._extra_fitted_meta(),
         }
-        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        # clone: parameters are views of one training buffer, and safetensors stores no shared memory
+        tensors = {f"net.{k}": v.detach().cpu().clone() for k, v in self.net_.state_dict().items()}
         tensors["scaler.mean"] = torch.from_numpy(self.scaler_mean_)
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))

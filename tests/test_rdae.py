@@ -161,7 +161,7 @@ def test_training_scores_are_the_inductive_score_and_not_tied():
 
 def test_rdae_l21_finds_outlier_rows_that_the_plain_autoencoder_learns_to_reconstruct():
     X, y = _low_rank_with_outlier_rows(seed=0)
-    params = dict(contamination=0.05, hidden_dims=(32,), latent_dim=4, epochs=300, batch_size=64, random_state=0)
+    params = dict(contamination=0.05, hidden_dims=(32,), latent_dim=4, epochs=200, batch_size=64, random_state=0)
     rdae = pyod_ae_ext.make_detector("rdae-l21", **params).fit(X)
     ae = pyod_ae_ext.make_detector("ae", **params).fit(X)
     recall_mask = (rdae.outlier_mask_ & y).sum() / y.sum()

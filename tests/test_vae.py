@@ -222,6 +222,24 @@ def test_bernoulli_likelihood_uses_values_in_the_unit_interval():
         model.decision_function(X[:5] * 2)
     with pytest.raises(DataError, match="min-max"):
         VAE(likelihood="bernoulli").fit(X - 0.5)
+    # with the engine's standardisation off the encoder sees the raw values; same checks
+    raw = VAE(likelihood="bernoulli", standardize=False, epochs=5, random_state=0).fit(X)
+    assert (raw.decision_function(X) > 0).all()
+    with pytest.raises(DataError):
+        raw.decision_function(X[:5] - 0.5)
+
+
+def test_wasserstein_references_are_saved_in_the_model_file(tmp_path):
+    import pyod_ae_ext
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(120, 4))
+    model = VAE(score="wasserstein", n_reference=30, epochs=3, random_state=0).fit(X)
+    pyod_ae_ext.save(model, tmp_path / "vae")
+    loaded = pyod_ae_ext.load(tmp_path / "vae")
+    assert torch.equal(loaded.reference_mu_, model.reference_mu_)
+    assert torch.equal(loaded.reference_sigma_, model.reference_sigma_)
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
 
 
 def penalised_activity(model, X):

@@ -1,0 +1,410 @@
+"""What an analyst does after fitting: explain scores, choose thresholds, evaluate, plot.
+
+Library functions behind ``adscore explain``, ``adscore threshold`` and ``adscore
+evaluate``; every one works on plain NumPy arrays and a fitted detector.
+
+Explanations
+    :func:`explain` ranks rows by score and reports each row's per-feature
+    contributions (``detector.feature_contributions``: squared reconstruction error
+    per feature for the autoencoders, the residuals that the rows of S absorb for
+    RDAE). A part of the score that belongs to no feature (Toll's latent penalty) is
+    reported as one extra column, ``<latent>`` (``<other>`` for other detectors), so
+    the columns always add up to the score. A *share* is a contribution divided by the
+    sum of the absolute contributions of its row. An :class:`~pyod_ae_ext.ensemble.Ensemble`
+    is explained through its members that provide contributions: rows are ranked by
+    the ensemble's score and the shares are the mean of those members' shares (its
+    PyOD members attribute nothing to features and are left out of the shares).
+
+Thresholds
+    :func:`threshold_table` evaluates every distinct cut point of the scores at once
+    (sorting and ``searchsorted``, no loop over candidates) so :func:`best_threshold`
+    finds the exact optimum of F1 or of the cost ``A * false alarms + B * missed``.
+    With ``tolerance=N`` (ordered data), an anomaly at row ``i`` counts as detected
+    when any of rows ``i-N .. i`` raises an alarm, and an alarm at row ``j`` is a
+    false alarm only when none of rows ``j .. j+N`` is an anomaly.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import AdscoreError, DataError, ParameterError
+
+PLOT_INSTALL_HINT = 'pip install "pyod-ae-ext[plot]"'
+
+
+# --------------------------------------------------------------------------
+# explanations
+
+
+@dataclass
+class Contributions:
+    """Per-row attribution of scores to columns (features plus non-feature terms)."""
+
+    values: np.ndarray      # (rows, columns): contributions, or shares for an ensemble
+    shares: np.ndarray      # (rows, columns): values / row sum of |values|
+    columns: list           # column names
+    unit: str               # "contribution" or "share"
+    source: str             # what the attribution comes from, in words
+
+
+def _detector_name(detector) -> str:
+    from .registry import get_registry
+
+    return get_registry().name_of(detector) or type(detector).__name__
+
+
+def _shares(values: np.ndarray) -> np.ndarray:
+    total = np.abs(values).sum(axis=1, keepdims=True)
+    return np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+
+
+def _single_contributions(detector, X, feature_names):
+    name = _detector_name(detector)
+    if not hasattr(detector, "feature_contributions"):
+        raise AdscoreError(f"detector {name!r} does not attribute its score to features; explanations need "
+                           "a reconstruction-based detector (ae, toll, rdae-l1, rdae-l21, vae, ksparse-ae) "
+                           "or an ensemble with one")
+    try:
+        values = np.asarray(detector.feature_contributions(X), dtype=np.float64)
+    except NotImplementedError as exc:
+        raise AdscoreError(f"detector {name!r} with these parameters gives no per-feature contributions "
+                           f"({exc})") from None
+    columns = list(feature_names)
+    rest = np.asarray(detector.decision_function(X), dtype=np.float64) - values.sum(axis=1)
+    scale = max(1.0, float(np.abs(values).sum(axis=1).max(initial=0.0)))
+    if np.abs(rest).max(initial=0.0) > 1e-6 * scale:
+        values = np.column_stack([values, rest])
+        columns.append("<latent>" if hasattr(detector, "latent_penalty") else "<other>")
+    return values, columns, name
+
+
+def contributions(detector, X, feature_names=None) -> Contributions:
+    """Per-feature attribution of each row's score (see the module docstring)."""
+    from .ensemble import Ensemble
+
+    X = np.asarray(X, dtype=np.float64)
+    feature_names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
+    if not isinstance(detector, Ensemble):
+        values, columns, name = _single_contributions(detector, X, feature_names)
+        return Contributions(values, _shares(values), columns, "contribution", f"{name} contributions")
+    explained, skipped, parts = [], [], []
+    for name, member in zip(detector.member_names_, detector.members_):
+        try:
+            values, columns, _ = _single_contributions(member, X, feature_names)
+        except AdscoreError:
+            skipped.append(name)
+            continue
+        explained.append(name)
+        parts.append((columns, _shares(values)))
+    if not parts:
+        raise AdscoreError(f"no member of this ensemble ({', '.join(detector.member_names_)}) attributes its "
+                           "score to features; add a reconstruction-based member such as toll or ae")
+    columns = list(feature_names)
+    for member_columns, _ in parts:
+        columns += [c for c in member_columns if c not in columns]
+    mean = np.zeros((X.shape[0], len(columns)))
+    for member_columns, shares in parts:
+        index = [columns.index(c) for c in member_columns]
+        mean[:, index] += shares / len(parts)
+    source = f"mean feature shares of ensemble member(s) {', '.join(explained)}"
+    if skipped:
+        source += f" ({', '.join(skipped)} attribute nothing to features)"
+    return Contributions(mean, _shares(mean), columns, "share", source)
+
+
+def explain(detector, X, feature_names=None, top=20, n_features=5, ids=None) -> dict:
+    """Top-scoring rows with their most contributing columns, and a per-column summary.
+
+    Returns a JSON-able dict: ``rows`` (the ``top`` highest-scoring rows, highest first:
+    position in ``X``, optional ids, score, flagged, and the ``n_features`` columns
+    with the largest contributions with their shares) and ``summary`` (per column,
+    over the rows flagged by the detector's threshold, or over the top rows when none
+    is flagged: mean share, mean value and in how many rows it is the top column).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    scores = np.asarray(detector.decision_function(X), dtype=np.float64)
+    attribution = contributions(detector, X, feature_names)
+    threshold = float(detector.threshold_)
+    flagged = scores > threshold
+    order = np.argsort(-scores, kind="stable")[:top]
+    k = min(n_features, len(attribution.columns))
+    rank = np.argsort(-attribution.values[order], axis=1, kind="stable")[:, :k]
+    rows = []
+    for r, i in enumerate(order):
+        entry = {"row": int(i)}
+        if ids is not None:
+            entry["id"] = {str(c): _plain(v) for c, v in ids.iloc[int(i)].items()}
+        entry.update(score=float(scores[i]), flagged=bool(flagged[i]), features=[
+            {"feature": attribution.columns[j], attribution.unit: float(attribution.values[i, j]),
+             "share": float(attribution.shares[i, j])} for j in rank[r]])
+        rows.append(entry)
+    basis = np.flatnonzero(flagged) if flagged.any() else order
+    top_column = np.argmax(attribution.values[basis], axis=1)
+    counts = np.bincount(top_column, minlength=len(attribution.columns))
+    mean_share = attribution.shares[basis].mean(axis=0)
+    mean_value = attribution.values[basis].mean(axis=0)
+    summary = [{"feature": attribution.columns[j], "mean_share": float(mean_share[j]),
+                f"mean_{attribution.unit}": float(mean_value[j]), "top_in_rows": int(counts[j])}
+               for j in np.argsort(-mean_share, kind="stable")]
+    return {
+        "detector": _detector_name(detector),
+        "source": attribution.source,
+        "unit": attribution.unit,
+        "threshold": threshold,
+        "n_rows": int(len(scores)),
+        "n_flagged": int(flagged.sum()),
+        "summary_over": "flagged rows" if flagged.any() else "top rows (no row is flagged)",
+        "rows": rows,
+        "summary": summary,
+        "_heat": {"values": attribution.values[order], "columns": attribution.columns,
+                  "rows": [str(int(i)) for i in order]},
+        "_scores": scores,
+    }
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+# --------------------------------------------------------------------------
+# thresholds
+
+
+def _trailing_max(values: np.ndarray, window: int) -> np.ndarray:
+    """``out[i] = max(values[i-window .. i])`` (fewer at the start)."""
+    if window == 0:
+        return values.copy()
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(values, size=window + 1, origin=window // 2, mode="nearest")
+
+
+def _check_labels(scores, labels, tolerance):
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if scores.shape != labels.shape:
+        raise DataError(f"{len(scores)} scores but {len(labels)} labels")
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError("labels must be 0 (normal) or 1 (anomaly)")
+    labels = labels.astype(int)
+    if labels.sum() == 0:
+        raise DataError("the labels hold no anomaly (no 1); a threshold or an evaluation needs at least one")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
+        raise ParameterError(f"tolerance must be a non-negative integer number of rows, got {tolerance!r}")
+    return scores, labels
+
+
+def threshold_table(scores, labels, tolerance: int = 0) -> dict:
+    """Alarm counts at every distinct cut point of ``scores``, vectorised.
+
+    Candidate thresholds, ascending: just below the lowest score (every row flagged),
+    then each distinct score (rows strictly above it flagged); rows are flagged when
+    ``score > threshold``, PyOD's rule. Returns arrays ``threshold``, ``alarms``,
+    ``false_alarms``, ``detected``, ``missed`` and the scalar ``n_anomalies``.
+    """
+    scores, labels = _check_labels(scores, labels, tolerance)
+    distinct = np.unique(scores)
+    candidates = np.concatenate([[np.nextafter(distinct[0], -np.inf)], distinct])
+
+    def above(values):  # how many of ``values`` exceed each candidate
+        values = np.sort(values)
+        return len(values) - np.searchsorted(values, candidates, side="right")
+
+    # an anomaly at i is detected when the highest score among rows i-N..i exceeds t
+    window_max = _trailing_max(scores, tolerance)[labels == 1]
+    # an alarm at j is false when no row j..j+N is an anomaly
+    anomaly_ahead = _trailing_max(labels[::-1].astype(np.float64), tolerance)[::-1] > 0
+    n_anomalies = int(labels.sum())
+    detected = above(window_max)
+    return {
+        "threshold": candidates,
+        "alarms": above(scores),
+        "false_alarms": above(scores[~anomaly_ahead]),
+        "detected": detected,
+        "missed": n_anomalies - detected,
+        "n_anomalies": n_anomalies,
+    }
+
+
+@dataclass
+class ThresholdChoice:
+    threshold: float
+    objective: str
+    value: float
+    alarms: int
+    false_alarms: int
+    missed: int
+    n_anomalies: int
+    precision: float
+    recall: float
+    f1: float
+    cost: float | None
+    tolerance: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rates(table):
+    alarms, false_alarms, detected = table["alarms"], table["false_alarms"], table["detected"]
+    true_alarms = alarms - false_alarms
+    precision = np.divide(true_alarms, alarms, out=np.zeros(len(alarms)), where=alarms > 0)
+    recall = detected / table["n_anomalies"]
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(len(alarms)), where=denominator > 0)
+    return precision, recall, f1
+
+
+def best_threshold(scores, labels, objective="f1", cost_false_alarm=1.0, cost_missed=1.0,
+                   tolerance=0) -> ThresholdChoice:
+    """The threshold that maximises F1 or minimises ``A * false_alarms + B * missed``, exactly.
+
+    Ties go to the highest threshold (the fewest alarms).
+    """
+    if objective not in ("f1", "cost"):
+        raise ParameterError(f"objective must be 'f1' or 'cost', got {objective!r}")
+    for name, value in (("cost of a false alarm", cost_false_alarm), ("cost of a missed anomaly", cost_missed)):
+        if not np.isfinite(value) or value < 0:
+            raise ParameterError(f"the {name} must be a non-negative number, got {value!r}")
+    if objective == "cost" and cost_false_alarm == 0 and cost_missed == 0:
+        raise ParameterError("the costs of false alarms and of missed anomalies cannot both be 0")
+    table = threshold_table(scores, labels, tolerance)
+    precision, recall, f1 = _rates(table)
+    cost = cost_false_alarm * table["false_alarms"] + cost_missed * table["missed"]
+    if objective == "f1":
+        best = np.flatnonzero(f1 == f1.max())[-1]
+    else:
+        best = np.flatnonzero(cost == cost.min())[-1]
+    return _choice(table, best, objective, f1, precision, recall, cost, tolerance,
+                   cost if objective == "cost" else None)
+
+
+def _choice(table, i, objective, f1, precision, recall, cost, tolerance, cost_shown):
+    return ThresholdChoice(
+        threshold=float(table["threshold"][i]), objective=objective,
+        value=float(f1[i] if objective == "f1" else cost[i]),
+        alarms=int(table["alarms"][i]), false_alarms=int(table["false_alarms"][i]), missed=int(table["missed"][i]),
+        n_anomalies=int(table["n_anomalies"]), precision=float(precision[i]), recall=float(recall[i]),
+        f1=float(f1[i]), cost=None if cost_shown is None else float(cost[i]), tolerance=int(tolerance))
+
+
+def evaluate_threshold(scores, labels, threshold, objective="f1", cost_false_alarm=1.0, cost_missed=1.0,
+                       tolerance=0) -> ThresholdChoice:
+    """Alarm counts, precision, recall, F1 (and cost) of one given threshold."""
+    table = threshold_table(scores, labels, tolerance)
+    i = int(np.searchsorted(table["threshold"], threshold, side="right")) - 1
+    # rows flagged at ``threshold`` are those above the largest candidate <= threshold
+    i = max(i, 0)
+    precision, recall, f1 = _rates(table)
+    cost = cost_false_alarm * table["false_alarms"] + cost_missed * table["missed"]
+    choice = _choice(table, i, objective, f1, precision, recall, cost, tolerance,
+                     cost if objective == "cost" else None)
+    choice.threshold = float(threshold)
+    return choice
+
+
+# --------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate(scores, labels, threshold) -> dict:
+    """ROC-AUC, average precision and precision/recall/F1 at ``threshold`` (``score > threshold``)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    scores, labels = _check_labels(scores, labels, 0)
+    if labels.min() == 1:
+        raise DataError("every labelled row is an anomaly; ROC-AUC needs normal rows (0) too")
+    at = evaluate_threshold(scores, labels, threshold)
+    return {
+        "n_rows": int(len(scores)),
+        "n_anomalies": int(labels.sum()),
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "average_precision": float(average_precision_score(labels, scores)),
+        "threshold": float(threshold),
+        "n_flagged": at.alarms,
+        "precision": at.precision,
+        "recall": at.recall,
+        "f1": at.f1,
+        "false_alarms": at.false_alarms,
+        "missed": at.missed,
+    }
+
+
+# --------------------------------------------------------------------------
+# plots
+
+
+def require_matplotlib():
+    """Import matplotlib's object API with the Agg canvas, or raise a clear error."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise AdscoreError(f"--plot needs matplotlib, which is not installed: {PLOT_INSTALL_HINT}") from None
+    return Figure, FigureCanvasAgg
+
+
+def plot_report(path, scores, threshold, labels=None, heat=None, title=None) -> None:
+    """Write a PNG: score histogram with the threshold, ROC and PR curves when ``labels``
+    are given, and a heat map of per-feature values over the top rows when ``heat``
+    (``{"values": (rows, columns), "columns": [...], "rows": [...]}``) is given.
+
+    Uses matplotlib's Agg canvas directly (no pyplot, no global backend change); the
+    file is written atomically.
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from .persistence import atomic_write_bytes
+
+    Figure, FigureCanvasAgg = require_matplotlib()
+    scores = np.asarray(scores, dtype=np.float64)
+    panels = ["hist"] + (["roc", "pr"] if labels is not None else []) + (["heat"] if heat is not None else [])
+    n_cols = 2 if len(panels) > 1 else 1
+    n_rows = (len(panels) + 1) // 2 if len(panels) > 1 else 1
+    figure = Figure(figsize=(6.0 * n_cols, 4.2 * n_rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    if title:
+        figure.suptitle(title)
+    for k, panel in enumerate(panels):
+        ax = figure.add_subplot(n_rows, n_cols, k + 1)
+        if panel == "hist":
+            bins = min(60, max(10, int(np.sqrt(len(scores)))))
+            if labels is not None:
+                ax.hist([scores[labels == 0], scores[labels == 1]], bins=bins, stacked=True,
+                        label=["normal", "anomaly"], color=["tab:blue", "tab:red"])
+                ax.legend(loc="upper right")
+            else:
+                ax.hist(scores, bins=bins, color="tab:blue")
+            ax.axvline(threshold, color="black", linestyle="--", label="threshold")
+            ax.set(title=f"scores (threshold {threshold:.4g})", xlabel="score", ylabel="rows")
+        elif panel == "roc":
+            fpr, tpr, _ = roc_curve(labels, scores)
+            from sklearn.metrics import roc_auc_score
+
+            ax.plot(fpr, tpr, color="tab:blue")
+            ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+            ax.set(title=f"ROC (AUC {roc_auc_score(labels, scores):.3f})", xlabel="false positive rate",
+                   ylabel="true positive rate")
+        elif panel == "pr":
+            precision, recall, _ = precision_recall_curve(labels, scores)
+            from sklearn.metrics import average_precision_score
+
+            ax.plot(recall, precision, color="tab:blue")
+            ax.axhline(labels.mean(), color="grey", linestyle=":")
+            ax.set(title=f"precision-recall (AP {average_precision_score(labels, scores):.3f})",
+                   xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+        else:
+            values = np.asarray(heat["values"], dtype=np.float64)
+            image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+            ax.set_xticks(range(len(heat["columns"])))
+            ax.set_xticklabels(heat["columns"], rotation=90, fontsize=7 if len(heat["columns"]) > 20 else 9)
+            ax.set_yticks(range(len(heat["rows"])))
+            ax.set_yticklabels(heat["rows"], fontsize=7 if len(heat["rows"]) > 20 else 9)
+            ax.set(title=heat.get("title", "per-feature errors, top rows"), ylabel="row")
+            figure.colorbar(image, ax=ax)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    atomic_write_bytes(path, buffer.getvalue())

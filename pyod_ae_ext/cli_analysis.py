@@ -1,0 +1,211 @@
+"""``adscore explain``, ``adscore threshold`` and ``adscore evaluate``.
+
+Imported at the bottom of :mod:`pyod_ae_ext.cli`, which attaches these commands to the
+``cli`` group; the logic lives in :mod:`pyod_ae_ext.analysis`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .cli import _model_features, cli, echo_err
+from .errors import ParameterError
+
+_model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
+                             help="Model file from `adscore fit`.")
+_id_option = click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
+                          help="Identifier column(s) to show with each row.")
+_plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
+                            help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
+
+
+def _load(model, data, id_columns=(), label_column=None):
+    from .data import read_frame, select_scoring_table
+    from .persistence import load_detector
+
+    detector = load_detector(model)
+    table = select_scoring_table(read_frame(data), _model_features(detector), id_columns,
+                                 label_column=label_column, note=echo_err)
+    return detector, table
+
+
+_SUMMARY_LINES = 15
+
+
+def _percent(share):
+    return f"{100 * share:5.1f}%"
+
+
+@cli.command()
+@click.argument("data")
+@_model_option
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many of the highest-scoring rows to explain.")
+@click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Most contributing features shown per row.")
+@_id_option
+@click.option("--label-column", metavar="NAME", help="0/1 label column: adds ROC and PR curves to --plot.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_plot_option
+def explain(data, model, top, n_features, id_columns, label_column, as_json, plot):
+    """Explain the highest-scoring rows of DATA: which features carry their scores.
+
+    For each of the top rows: its score, whether the model's threshold flags it and
+    the features with the largest contributions and their share of the row's score
+    (squared reconstruction error per feature; Toll's latent penalty appears as
+    <latent>). Then a per-feature summary over the flagged rows. An ensemble is
+    explained by the mean feature shares of its reconstruction-based members.
+    Rows are numbered from 0 in file order.
+
+    \b
+    Examples:
+      adscore explain -m toll.adscore --id-column id data.csv
+      adscore explain -m toll.adscore --top 5 --features 3 --json data.csv
+      adscore explain -m toll.adscore --plot why.png data.csv
+    """
+    from .analysis import explain as explain_rows, plot_report, require_matplotlib
+
+    if plot:
+        require_matplotlib()
+    detector, table = _load(model, data, id_columns, label_column)
+    result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
+                          ids=table.ids)
+    heat, scores = result.pop("_heat"), result.pop("_scores")
+    if plot:
+        heat["title"] = f"per-feature {'shares' if result['unit'] == 'share' else 'errors'}, top rows"
+        labels = table.labels if table.labels is not None and 0 < table.labels.sum() < len(table.labels) else None
+        plot_report(plot, scores, result["threshold"], labels=labels, heat=heat,
+                    title=f"{result['detector']} on {Path(data).name}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        _print_explanation(result)
+    if plot:
+        echo_err(f"wrote {plot}")
+
+
+def _print_explanation(result):
+    unit = result["unit"]
+    click.echo(f"{result['detector']}: {result['n_flagged']} of {result['n_rows']} rows flagged "
+               f"(threshold {result['threshold']:.6g}); {result['source']}")
+    click.echo(f"top {len(result['rows'])} rows by score, with each feature's share of the row's "
+               f"{'score' if unit == 'contribution' else 'attribution'}:")
+    for row in result["rows"]:
+        ident = ", ".join(f"{k}={v}" for k, v in row.get("id", {}).items())
+        head = f"  row {row['row']}" + (f" ({ident})" if ident else "")
+        flag = "flagged" if row["flagged"] else "not flagged"
+        parts = "  ".join(f"{f['feature']} {_percent(f['share']).strip()}" for f in row["features"])
+        click.echo(f"{head}  score {row['score']:.6g}  {flag}:  {parts}")
+    click.echo(f"per-feature summary over the {result['summary_over']}:")
+    click.echo(f"  {'feature':<24} {'mean share':>10}  {'top feature in':>14}")
+    shown = result["summary"][:_SUMMARY_LINES]
+    for entry in shown:
+        click.echo(f"  {entry['feature']:<24} {_percent(entry['mean_share']):>10}  "
+                   f"{entry['top_in_rows']:>9} rows")
+    if len(result["summary"]) > len(shown):
+        click.echo(f"  ... {len(result['summary']) - len(shown)} more (all of them with --json)")
+
+
+@cli.command()
+@click.argument("data")
+@_model_option
+@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--objective", type=click.Choice(["f1", "cost"]),
+              help="Maximise F1, or minimise the cost of errors [default: f1; cost when costs are given].")
+@click.option("--cost-false-alarm", type=float, metavar="A", help="Cost of one false alarm (default 1).")
+@click.option("--cost-missed", type=float, metavar="B", help="Cost of one missed anomaly (default 1).")
+@click.option("--tolerance", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Ordered data: an alarm up to N rows before an anomaly counts as a hit.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the updated model here instead of overwriting MODEL.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def threshold(data, model, label_column, objective, cost_false_alarm, cost_missed, tolerance, output, as_json):
+    """Choose the model's alarm threshold from labelled validation DATA and save it.
+
+    Every distinct score is tried as a cut point (a row is flagged when its score
+    exceeds the threshold), so the optimum on DATA is exact; ties go to the higher
+    threshold. The model file is rewritten atomically with the new threshold.
+
+    \b
+    Examples:
+      adscore threshold -m toll.adscore --label-column label valid.csv
+      adscore threshold -m toll.adscore --label-column label --cost-false-alarm 1 --cost-missed 20 valid.csv
+      adscore threshold -m toll.adscore --label-column y --objective cost --tolerance 5 sensor.csv
+    """
+    from .analysis import best_threshold, evaluate_threshold
+    from .persistence import save_detector, set_threshold
+
+    costs_given = cost_false_alarm is not None or cost_missed is not None
+    if objective == "f1" and costs_given:
+        raise ParameterError("--cost-false-alarm/--cost-missed apply to --objective cost, not f1")
+    objective = objective or ("cost" if costs_given else "f1")
+    a = 1.0 if cost_false_alarm is None else cost_false_alarm
+    b = 1.0 if cost_missed is None else cost_missed
+    detector, table = _load(model, data, label_column=label_column)
+    scores = detector.decision_function(table.X)
+    previous = evaluate_threshold(scores, table.labels, detector.threshold_, objective, a, b, tolerance)
+    choice = best_threshold(scores, table.labels, objective, a, b, tolerance)
+    set_threshold(detector, choice.threshold)
+    target = output or model
+    save_detector(detector, target)
+    if as_json:
+        click.echo(json.dumps({"chosen": choice.as_dict(), "previous": previous.as_dict(),
+                               "cost_false_alarm": a, "cost_missed": b, "model": str(target)}, indent=2))
+        return
+    what = "F1" if objective == "f1" else f"cost ({a:g} per false alarm + {b:g} per missed anomaly)"
+    tol = f", tolerance {tolerance} rows" if tolerance else ""
+    click.echo(f"optimised {what} on {len(scores)} labelled rows ({choice.n_anomalies} anomalies{tol})")
+    for label, c in (("threshold", choice), ("previous", previous)):
+        value = f"F1 {c.f1:.4f}" if objective == "f1" else f"cost {c.cost:g}"
+        click.echo(f"{label:>9} {c.threshold:.6g}: {value}; {c.alarms} alarms, {c.false_alarms} false, "
+                   f"{c.missed} missed; precision {c.precision:.3f}, recall {c.recall:.3f}, F1 {c.f1:.3f}")
+    click.echo(f"wrote threshold {choice.threshold:.6g} to {target}")
+
+
+@cli.command()
+@click.argument("data")
+@_model_option
+@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_plot_option
+def evaluate(data, model, label_column, as_json, plot):
+    """Measure a model against labelled DATA: ROC-AUC, average precision, and
+    precision, recall and F1 at the model's threshold.
+
+    \b
+    Examples:
+      adscore evaluate -m toll.adscore --label-column label test.csv
+      adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
+    """
+    from .analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
+    from .errors import AdscoreError
+
+    if plot:
+        require_matplotlib()
+    detector, table = _load(model, data, label_column=label_column)
+    scores = detector.decision_function(table.X)
+    metrics = evaluate_scores(scores, table.labels, detector.threshold_)
+    if plot:
+        heat = None
+        try:
+            top = np.argsort(-scores, kind="stable")[:20]
+            attribution = contributions(detector, table.X[top], table.feature_names)
+            heat = {"values": attribution.values, "columns": attribution.columns,
+                    "rows": [str(int(i)) for i in top],
+                    "title": f"per-feature {'shares' if attribution.unit == 'share' else 'errors'}, top rows"}
+        except AdscoreError:
+            pass  # detectors without per-feature contributions: no heat map
+        plot_report(plot, scores, detector.threshold_, labels=table.labels, heat=heat, title=f"{Path(model).name} on {Path(data).name}")
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        click.echo(f"{metrics['n_rows']} rows, {metrics['n_anomalies']} labelled anomalies")
+        click.echo(f"ROC-AUC            {metrics['roc_auc']:.4f}")
+        click.echo(f"average precision  {metrics['average_precision']:.4f}")
+        click.echo(f"at threshold {metrics['threshold']:.6g}: {metrics['n_flagged']} flagged, "
+                   f"precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f}, F1 {metrics['f1']:.4f}")
+    if plot:
+        echo_err(f"wrote {plot}")
