@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", dest="experiments", action="append", choices=("arrhythmia", "mnist"),
                    help="only this experiment (repeatable)")
     p = sub.add_parser("speed", help="our ae vs PyOD AutoEncoder; throughput vs the matmul limit")
-    p.add_argument("--quick", action="store_true", help="small sizes (2k and 8k rows), 1-2 epochs")
+    p.add_argument("--quick", action="store_true", help="small sizes (2k and 4k rows, 1 epoch)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
     p.add_argument("--skip-pyod-1m", action="store_true", help="leave out PyOD at 1M rows (the slowest cell)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per measurement (default 3600)")

@@ -134,7 +134,7 @@ def render(records) -> str:
         "Our detectors run with the defaults a user gets (no per-dataset tuning); PyOD's with "
         "PyOD's defaults (`verbose=0`); `random_state` = seed where a detector has one. Mean over "
         "seeds of the test ROC-AUC / average precision per dataset; the best per dataset in bold. "
-        "`mean` and `avg rank` are over the datasets where every detector finished (rank 1 = best). "
+        "`avg rank`: 1 = best. "
         "Fit seconds are wall-clock on a shared machine (see the environment above).\n")
     settings = [r["settings"] for r in records if r.get("kind") == "run" and r.get("suite") == "accuracy"]
     given = {d: p for s in settings for d, p in s.get("detectors", {}).items() if p}
@@ -179,49 +179,56 @@ def render_protocol(protocol, rows) -> str:
     seeds = sorted({r["seed"] for r in rows})
     out = [f"### Protocol: {bench.describe_protocol(protocol)}\n",
            f"{len(datasets)} datasets, seeds {seeds[0]}..{seeds[-1]}.\n"]
-    complete = [ds for ds in datasets if all(det in {r["detector"] for r in rows if r["dataset"] == ds}
-                                             for det in detectors)]
+    have = {det: [ds for ds in datasets if any(r["dataset"] == ds and r["detector"] == det for r in rows)]
+            for det in detectors}
+    if any(len(v) < len(datasets) for v in have.values()):
+        out.append("A detector's `mean` is over the datasets where it finished (shown as k/n when not all); "
+                   "ranks on each dataset are among the detectors that finished there.\n")
+
+    def over(table, det, index=0):
+        values = [table[ds][det][index] for ds in have[det]]
+        return float(np.mean(values)) if values else None
+
+    def count(det):
+        return "" if len(have[det]) == len(datasets) else f" ({len(have[det])}/{len(datasets)})"
+
     summary = {}
     for metric, title in (("roc_auc", "ROC-AUC"), ("ap", "Average precision")):
         table = _pivot(rows, metric)
         means = {ds: {det: v[0] for det, v in table[ds].items()} for ds in datasets}
-        ranks = bench.average_ranks({ds: means[ds] for ds in complete})
+        ranks = bench.average_ranks(means)
         body = []
         for ds in datasets:
             best = max((v for v in means[ds].values() if np.isfinite(v)), default=None)
             body.append([ds] + [_bold(fmt(means[ds].get(det)), means[ds].get(det) == best) for det in detectors])
-        mean_over = {det: float(np.mean([means[ds][det] for ds in complete])) if complete else None
-                     for det in detectors}
-        body.append([f"**mean** ({len(complete)})"] + [fmt(mean_over[det]) for det in detectors])
+        mean_over = {det: over(table, det) for det in detectors}
+        body.append(["**mean**"] + [fmt(mean_over[det]) + count(det) for det in detectors])
         body.append(["**avg rank**"] + [fmt(ranks.get(det), 2) for det in detectors])
         out.append(f"#### {title} ({protocol})\n")
         out.append(markdown_table(["dataset", *detectors], body))
         out.append("")
         summary[metric] = (mean_over, ranks)
-    fit = _pivot(rows, "fit_s")
-    score = _pivot(rows, "score_s")
-    std = _pivot(rows, "roc_auc")
-    mean_fit = {det: float(np.mean([fit[ds][det][0] for ds in complete])) if complete else None
-                for det in detectors}
-    mean_score = {det: float(np.mean([score[ds][det][0] for ds in complete])) if complete else None
-                  for det in detectors}
-    mean_std = {det: float(np.mean([std[ds][det][1] for ds in complete])) if complete else None
-                for det in detectors}
+    fit, score, auc = _pivot(rows, "fit_s"), _pivot(rows, "score_s"), _pivot(rows, "roc_auc")
+    mean_fit = {det: over(fit, det) for det in detectors}
+    mean_score = {det: over(score, det) for det in detectors}
+    mean_std = {det: over(auc, det, 1) for det in detectors}
     ref_fit = mean_fit.get(REFERENCE)
     ref_auc = summary["roc_auc"][0].get(REFERENCE)
     body = []
     ordered = sorted(detectors, key=lambda d: summary["roc_auc"][1].get(d, np.inf))
     for det in ordered:
-        auc = summary["roc_auc"][0][det]
+        auc_mean = summary["roc_auc"][0][det]
         ratio = (mean_fit[det] / ref_fit) if ref_fit and mean_fit[det] is not None else None
-        body.append([det, fmt(auc), fmt(mean_std[det]), fmt(summary["ap"][0][det]),
-                     fmt(summary["roc_auc"][1].get(det), 2), fmt(summary["ap"][1].get(det), 2),
-                     fmt_seconds(mean_fit[det]), fmt_seconds(mean_score[det]),
-                     fmt(ratio, 3) if ratio is not None else "-",
-                     ("yes" if auc >= ref_auc else "no") if (ref_auc is not None and auc is not None) else "-"])
+        beats = "-"
+        if ref_auc is not None and auc_mean is not None and det != REFERENCE:
+            beats = "yes" if auc_mean >= ref_auc else "no"
+        body.append([det, f"{len(have[det])}/{len(datasets)}", fmt(auc_mean), fmt(mean_std[det]),
+                     fmt(summary["ap"][0][det]), fmt(summary["roc_auc"][1].get(det), 2),
+                     fmt(summary["ap"][1].get(det), 2), fmt_seconds(mean_fit[det]), fmt_seconds(mean_score[det]),
+                     fmt(ratio, 3) if ratio is not None else "-", beats])
     out.append(f"#### Summary ({protocol}), by average ROC-AUC rank\n")
     out.append(markdown_table(
-        ["detector", "mean ROC-AUC", "mean seed std", "mean AP", "avg rank ROC-AUC", "avg rank AP",
+        ["detector", "datasets", "mean ROC-AUC", "mean seed std", "mean AP", "avg rank ROC-AUC", "avg rank AP",
          "mean fit s", "mean score s", f"fit time / {REFERENCE}", f"ROC-AUC >= {REFERENCE}"], body))
     out.append("")
     return "\n".join(out)

@@ -109,7 +109,8 @@ def markdown(rows, seeds, protocol) -> str:
     lines.append("| **mean** | " + " | ".join(f"{member_means[m]:.3f}" for m in MEMBERS)
                  + f" | {oracle:.3f} | **{ens_mean:.3f}** | {ens_mean - oracle:+.3f} | |")
     lines += ["", f"Mean ROC-AUC over {len(datasets)} sets: ensemble {ens_mean:.3f}; best member overall "
-                  f"({best_overall}) {member_means[best_overall]:.3f} (ensemble {ens_mean - member_means[best_overall]:+.3f}); "
+                  f"({best_overall}) {member_means[best_overall]:.3f} "
+                  f"(ensemble {ens_mean - member_means[best_overall]:+.3f}); "
                   f"per-set oracle best member {oracle:.3f} (ensemble {ens_mean - oracle:+.3f}). "
                   f"Ensemble ≥ oracle best member on "
                   f"{sum(per_set[n][2] >= per_set[n][0][per_set[n][1]] for n in datasets)} of {len(datasets)} sets.",

@@ -78,10 +78,12 @@ class KSparseAE(AutoEncoderDetector):
     Parameters
     ----------
     k : int, default 4
-        Active units per row during training (<= ``latent_dim``).
+        Active units per row during training (<= ``latent_dim``). Keep it below the
+        number of features: k linear units can span a k-dimensional subspace around
+        every row, so with k >= n_features nearly any row is reproduced.
     alpha : float, default 1.0
-        Support multiplier at scoring: ``min(latent_dim, round(alpha * k))`` units (halves round up)
-        are kept (the paper uses alpha between 1 and 4).
+        Support multiplier at scoring: ``min(latent_dim, round(alpha * k))`` units
+        (halves round up) are kept (the paper uses alpha between 1 and 4).
     tied : bool, default True
         Decoder weight = transposed encoder weight, as in the paper. Needs
         ``hidden_dims=()`` (the paper's single-layer model); set ``tied=False`` for
@@ -90,7 +92,8 @@ class KSparseAE(AutoEncoderDetector):
         Fraction of the epochs over which k decreases linearly from ``latent_dim`` to
         ``k`` (0 trains with ``k`` from the first step).
     hidden_dims : sequence of int, default ()
-        Hidden layers before the code (and mirrored after it when not tied).
+        Hidden layers before the code (and mirrored after it when not tied); the
+        engine's ``activation`` applies to them only, the code stays linear.
     latent_dim : int, default 32
         Width of the code layer (overcomplete allowed).
     **engine_params

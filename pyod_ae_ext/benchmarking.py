@@ -337,6 +337,7 @@ def run_benchmark(choices, X, y, seeds, protocol="one-class", test_size=DEFAULT_
         raise ParameterError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     records = []
     for choice in choices:
+        choice.build(0, X.shape[1])  # parameter errors now, before any fitting
         warm_up(choice, X.shape[1])
     for seed in seeds:
         split = split_indices(y, seed, test_size)

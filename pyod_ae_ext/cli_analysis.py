@@ -198,7 +198,8 @@ def evaluate(data, model, label_column, as_json, plot):
                     "title": f"per-feature {'shares' if attribution.unit == 'share' else 'errors'}, top rows"}
         except AdscoreError:
             pass  # detectors without per-feature contributions: no heat map
-        plot_report(plot, scores, detector.threshold_, labels=table.labels, heat=heat, title=f"{Path(model).name} on {Path(data).name}")
+        plot_report(plot, scores, detector.threshold_, labels=table.labels, heat=heat,
+                    title=f"{Path(model).name} on {Path(data).name}")
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:

@@ -182,7 +182,9 @@ class Ensemble(BaseDetector):
         Buckets for ``aom``/``moa``, between 1 and the number of members; None uses
         half the members (at least 2, at most 5).
     n_jobs : int, default 1
-        Members fitted in parallel (joblib processes); -1 uses every core.
+        Members fitted in parallel (joblib's process pool); -1 uses every core.
+        Starting the worker processes takes seconds, so this pays off for large data
+        or slow members only. Results are identical to ``n_jobs=1``.
     contamination : float in (0, 0.5], default 0.1
         Expected fraction of anomalies; sets ``threshold_`` on the combined training scores.
     random_state : int, RandomState or None, default None

@@ -145,6 +145,7 @@ def atomic_write_bytes(path, payload: bytes) -> None:
         raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -154,6 +155,12 @@ def atomic_write_bytes(path, payload: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_model_file(path) -> tuple[dict, dict]:

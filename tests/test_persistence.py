@@ -127,3 +127,10 @@ def test_unfitted_and_unregistered_detectors_cannot_be_saved(tmp_path):
     with pytest.raises(pyod_ae_ext.AdscoreError, match="registered"):
         pyod_ae_ext.save(ABOD(), tmp_path / "x.adscore")
     assert not os.listdir(tmp_path)
+
+
+def test_saved_files_get_the_usual_permissions(saved):
+    _, path = saved
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
