@@ -58,7 +58,10 @@ def run(args) -> int:
     results = ResultsFile(results_path(args.out, "papers", quick), ("experiment", "dataset", "detector", "seed"))
     a_seeds = list(range(args.seeds or (QUICK["arrhythmia_seeds"] if quick else ARRHYTHMIA_SEEDS)))
     m_seeds = list(range(args.seeds or (QUICK["mnist_seeds"] if quick else MNIST_SEEDS)))
-    digits = [int(str(d).replace("mnist_digit", "").replace("digit", "")) for d in args.datasets] if args.datasets else list(QUICK["digits"] if quick else DIGITS)
+    if args.datasets:
+        digits = [int(str(d).replace("mnist_digit", "").replace("digit", "")) for d in args.datasets]
+    else:
+        digits = list(QUICK["digits"] if quick else DIGITS)
     results.start_run("papers", {"experiments": experiments, "arrhythmia_seeds": a_seeds,
                                  "mnist_seeds": m_seeds, "digits": digits, "quick": quick,
                                  "extra_params": extra, "mnist_params": MNIST_PARAMS})
@@ -126,7 +129,9 @@ def render(records, results_dir=None) -> str:
     if arrhythmia:
         parts.append("### Toll on Arrhythmia (F1 at the top 15% of test scores)\n")
         parts.append("Train on a random half of the normal rows (per seed), test on the other half plus all "
-                     "66 anomalies; F1 when the 15% highest test scores are labelled anomalous. Defaults.\n")
+                     f"{arrhythmia[0]['n_test_anomalies']} anomalies ({arrhythmia[0]['n_test']} test rows); F1 when "
+                     "the 15% highest test scores are labelled anomalous. Defaults (50 epochs, latent 8, lam 1 for "
+                     "Toll). Paper: F1 60.0 over 10 seeds.\n")
         body = []
         for det in dict.fromkeys(c["detector"] for c in arrhythmia):
             rows = [c for c in arrhythmia if c["detector"] == det]

@@ -15,7 +15,8 @@ otherwise be charged to whichever cell ran first).
    layer also has BatchNorm, ReLU and dropout; ours is linear). Generated data, 32
    features; 10k rows x 10 epochs, 100k x 2, 1M x 1 (``--quick``: 2k and 4k rows x 1 epoch).
    Fit and score (``decision_function`` on the same rows) seconds, the ratio from the
-   same run, rows per second and peak memory.
+   same run, rows per second and peak memory. (``--quick`` runs its cells in the
+   parent process instead, so its peak memory is cumulative.)
 2. **Our defaults** (``ae()``: 32-64-32-8-32-64-32, batch 128, no BatchNorm/dropout)
    at the same sizes and epochs.
 3. **Arithmetic limit**: the best of 5 ``torch.mm`` of two 4096 x 4096 float32
@@ -126,7 +127,8 @@ def child_fit(cell: dict) -> dict:
     if not np.isfinite(scores).all():
         raise RuntimeError("non-finite scores")
     device = getattr(detector, "device_", None) or str(getattr(detector, "device", "cpu"))
-    return {"fit_s": fit_s, "score_s": score_s, "warm_up_s": warm_up_s, "rss_base_mib": base, "rss_peak_mib": _maxrss_mib(),
+    return {"fit_s": fit_s, "score_s": score_s, "warm_up_s": warm_up_s, "rss_base_mib": base,
+            "rss_peak_mib": _maxrss_mib(),
             "torch_threads": torch.get_num_threads(), "device": str(device)}
 
 
@@ -234,6 +236,10 @@ def run(args) -> int:
     quick = args.quick
     results = ResultsFile(results_path(args.out, "speed", quick), ("cell_id",))
     todo = cells(quick, include_pyod_1m=not args.skip_pyod_1m)
+    if args.tests:
+        todo = [c for c in todo if c["test"] in args.tests]
+    if args.rows:
+        todo = [c for c in todo if c["test"] != "fit" or c["rows"] in args.rows]
     results.start_run("speed", {"quick": quick, "cells": len(todo), "timeout_s": args.timeout})
     log(f"speed suite -> {results.path}: {len(todo)} measurements, each in its own process")
     for cell in todo:
@@ -241,7 +247,13 @@ def run(args) -> int:
         if results.has(cell_id=cell_id):
             continue
         started = time.perf_counter()
-        outcome = run_child(cell, args.timeout)
+        if quick:  # smoke run: in this process (no per-cell memory isolation, no import cost per cell)
+            try:
+                outcome = {**CHILDREN[cell["test"]](cell), "in_process": True}
+            except Exception as exc:  # recorded like a failed child
+                outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            outcome = run_child(cell, args.timeout)
         record = {"kind": "cell", "cell_id": cell_id, **outcome, **cell, "wall_s": time.perf_counter() - started,
                   "load_avg": list(os.getloadavg())}
         results.append(record)
@@ -266,7 +278,10 @@ def render(records) -> str:
     parts = ["## Speed\n", run_headers(records, {"speed"})]
     if not cells and not errors:
         return "\n".join(parts + ["No results yet.\n"])
-    parts.append("Generated data, 32 features; every cell in a fresh process. Fit seconds include "
+    where = ("every cell in this one process (a --quick run: peak memory is cumulative)"
+             if any(c.get("in_process") for c in cells) else "every cell in a fresh process")
+    parts.append(f"Generated data, 32 features; {where}, after a warm-up fit of the same implementation. "
+                 "Fit seconds include "
                  "standardisation and scoring the training rows (PyOD's `fit` contract); score seconds are "
                  "`decision_function` on the same rows. Peak memory is the process's maximum resident set "
                  "(`ru_maxrss`), the data included. Load average at measurement in the last column: the "
@@ -365,8 +380,8 @@ def render(records) -> str:
             parts.append("")
     if errors:
         parts.append("Failed or skipped measurements:\n")
-        parts += [f"- {json.dumps({k: e.get(k) for k in ('test', 'impl', 'rows', 'epochs', 'net', 'batch_size') if e.get(k) is not None})}: {e['error']}"
-                  for e in errors]
+        fields = ("test", "impl", "rows", "epochs", "net", "batch_size")
+        parts += [f"- {json.dumps({k: e[k] for k in fields if e.get(k) is not None})}: {e['error']}" for e in errors]
         parts.append("")
     return "\n".join(parts)
 

@@ -367,7 +367,7 @@ class VAE(AutoEncoderDetector):
             self._check_unit_interval(x_all, "X")
         net = self.net_
         net.eval()
-        with self._seeded(offset=1), self._thread_budget(training=False), torch.inference_mode():
+        with self._seeded(offset=1), self._thread_budget(rows=x_all.shape[0]), torch.inference_mode():
             values = torch.cat([self._mc_log_likelihood(net, batch).sum(dim=1)
                                 for batch in self._scoring_batches(x_all)])
         values = values.double().cpu().numpy()

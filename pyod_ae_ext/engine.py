@@ -41,7 +41,7 @@ from .errors import DataError, DeviceError, ParameterError, TrainingError
 from .nets import ACTIVATIONS, AutoEncoderNet
 from .optim import FlatAdam
 
-# Rows x widest layer per training step below which one thread beats two or more:
+# Rows x widest layer per operation below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
 _SINGLE_THREAD_WORK = 1 << 17
 # Elements per scoring batch (rows x widest layer); bounds memory while keeping
@@ -304,7 +304,7 @@ class AutoEncoderDetector(BaseDetector):
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         X_std = self._to_tensor(X)
         self.history_ = {"loss": [], "val_loss": []}
-        with self._seeded(), self._thread_budget(training=True):
+        with self._seeded(), self._thread_budget(rows=self.batch_size):
             self.net_ = self._build_net(self.n_features_in_).to(device)
             try:
                 self._fit_net(X_std)
@@ -312,7 +312,7 @@ class AutoEncoderDetector(BaseDetector):
                 optimizer = self.__dict__.pop("_optimizer", None)
                 if optimizer is not None:
                     optimizer.release()
-        with self._seeded(offset=1), self._thread_budget(training=False):
+        with self._seeded(offset=1), self._thread_budget(rows=X_std.shape[0]):
             self.decision_scores_ = self._training_scores(X_std)
         self._check_finite_scores(self.decision_scores_, "training")
         self._process_decision_scores()
@@ -439,7 +439,7 @@ class AutoEncoderDetector(BaseDetector):
         """Anomaly scores of ``X`` (higher = more anomalous), shape (n_samples,)."""
         check_is_fitted(self, ["net_", "decision_scores_"])
         X = self._check_new_data(X)
-        with self._seeded(offset=1), self._thread_budget(training=False):
+        with self._seeded(offset=1), self._thread_budget(rows=len(X)):
             scores = self._score_tensor(self._to_tensor(X))
         self._check_finite_scores(scores, "new-data")
         return scores
@@ -455,7 +455,7 @@ class AutoEncoderDetector(BaseDetector):
         X = self._to_tensor(self._check_new_data(X))
         net = self.net_
         net.eval()
-        with self._seeded(offset=1), self._thread_budget(training=False), torch.inference_mode():
+        with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]), torch.inference_mode():
             parts = [self._contributions(net, batch) for batch in self._scoring_batches(X)]
         if parts[0] is None:
             raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
@@ -512,15 +512,19 @@ class AutoEncoderDetector(BaseDetector):
             yield
 
     @contextlib.contextmanager
-    def _thread_budget(self, training: bool):
-        """Use one intra-op thread for small training steps, where more threads only add overhead."""
+    def _thread_budget(self, rows: int):
+        """Use one intra-op thread when each operation touches few elements.
+
+        ``rows`` is the number of rows one operation processes (the batch size when
+        training, the data size when scoring); below ``_SINGLE_THREAD_WORK`` elements,
+        handing work to more threads costs more than it saves.
+        """
         if torch.device(self.device_).type != "cpu":
             yield
             return
         widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
-        small = training and min(self.batch_size, 1 << 30) * widest <= _SINGLE_THREAD_WORK
         previous = torch.get_num_threads()
-        if small:
+        if rows * widest <= _SINGLE_THREAD_WORK:
             torch.set_num_threads(1)
         try:
             yield

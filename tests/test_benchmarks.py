@@ -174,9 +174,9 @@ def invoke(*args):
 
 
 def test_cli_benchmark_table_and_json(labelled_csv):
-    result = invoke("benchmark", labelled_csv, "-y", "is_anomaly", "--id-column", "id", "-d", "ae", "-d",
-                    "pyod.models.iforest:IForest", "-p", "epochs=3", "-p", "pyod.models.iforest:IForest.n_estimators=25",
-                    "--seeds", 2)
+    forest = "pyod.models.iforest:IForest"
+    result = invoke("benchmark", labelled_csv, "-y", "is_anomaly", "--id-column", "id", "-d", "ae", "-d", forest,
+                    "-p", "epochs=3", "-p", f"{forest}.n_estimators=25", "--seeds", 2)
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[0].split()[:4] == ["rank", "detector", "ROC-AUC", "AP"]
