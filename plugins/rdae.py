@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, as_feature_matrix, check_choice, check_number, squared_error
+from pyod_ae_ext.engine import as_feature_matrix, check_choice, check_number
+from pyod_ae_ext.plugins.autoencoder import AutoEncoder
 from pyod_ae_ext.errors import ParameterError
 
 # --------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def auto_lambda(magnitudes: torch.Tensor, fraction: float) -> float:
 # the detectors
 
 
-class _RobustDeepAutoEncoder(AutoEncoderDetector):
+class _RobustDeepAutoEncoder(AutoEncoder):
     """Shared alternating scheme of RDAE-l1 and RDAE-l2,1; see the subclasses."""
 
     _penalty = None  # "l1" or "l21"
@@ -184,19 +185,8 @@ class _RobustDeepAutoEncoder(AutoEncoderDetector):
         self.L_ = as_feature_matrix(X) - self.S_
         return self
 
-    # ---- scores -----------------------------------------------------------------
-
-    def _loss(self, net, x, target):
-        _, recon = net(x)
-        return squared_error(recon, target)
-
-    def _score(self, net, x):
-        _, recon = net(x)
-        return squared_error(recon, x)
-
-    def _contributions(self, net, x):
-        _, recon = net(x)
-        return (recon - x).pow(2)
+    # Loss, score and per-feature contributions are the plain autoencoder's squared
+    # residual (inherited from AutoEncoder); see the class docstring for why.
 
     # ---- persistence ------------------------------------------------------------
 

@@ -44,9 +44,11 @@ from .optim import FlatAdam
 # Rows x widest layer per operation below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
 _SINGLE_THREAD_WORK = 1 << 17
-# Elements per scoring batch (rows x widest layer); bounds memory while keeping
-# batches large enough that per-call overhead is negligible.
-_SCORING_BATCH_ELEMENTS = 1 << 24
+# Elements per scoring batch (rows x widest layer): large enough that per-call
+# overhead is negligible, small enough that activations stay in cache (measured:
+# 1M x 32 rows score 4x faster in batches of 16k rows than of 256k).
+_SCORING_BATCH_ELEMENTS = 1 << 20
+_STANDARDISE_CHUNK_ROWS = 65536
 
 
 def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -98,6 +100,18 @@ def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.nd
             f"{bad_rows[0]}{more}; remove or impute non-finite values first"
         )
     return array
+
+
+def check_new_data(detector, X) -> np.ndarray:
+    """``X`` as a matrix of the features ``detector`` was fitted on (DataFrame columns matched by name)."""
+    names = getattr(detector, "feature_names_in_", None)
+    if names is not None and hasattr(X, "columns"):
+        by_name = {str(c): c for c in X.columns}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise DataError(f"X lacks the feature(s) the detector was fitted on: {', '.join(missing)}")
+        X = X[[by_name[n] for n in names]]
+    return as_feature_matrix(X, n_features=detector.n_features_in_, feature_names=names)
 
 
 def resolve_device(device) -> torch.device:
@@ -474,14 +488,7 @@ class AutoEncoderDetector(BaseDetector):
         return X.split(rows)
 
     def _check_new_data(self, X) -> np.ndarray:
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and hasattr(X, "columns"):
-            by_name = {str(c): c for c in X.columns}
-            missing = [n for n in names if n not in by_name]
-            if missing:
-                raise DataError(f"X lacks the feature(s) the detector was fitted on: {', '.join(missing)}")
-            X = X[[by_name[n] for n in names]]
-        return as_feature_matrix(X, n_features=self.n_features_in_, feature_names=names)
+        return check_new_data(self, X)
 
     def _check_finite_scores(self, scores, which):
         if not np.isfinite(scores).all():
@@ -496,8 +503,16 @@ class AutoEncoderDetector(BaseDetector):
         return tuple(int(h) for h in self.hidden_dims)
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
-        standardised = (X - self.scaler_mean_) / self.scaler_scale_
-        return torch.as_tensor(standardised, dtype=torch.float32).to(self.device_)
+        """Standardise (in float64, for precision) and cast to float32, chunk by chunk.
+
+        Chunks keep the float64 temporaries in cache; one pass over a large matrix
+        costs about a third of the whole-array expression.
+        """
+        out = np.empty(X.shape, dtype=np.float32)
+        for start in range(0, X.shape[0], _STANDARDISE_CHUNK_ROWS):
+            chunk = slice(start, start + _STANDARDISE_CHUNK_ROWS)
+            out[chunk] = (X[chunk] - self.scaler_mean_) / self.scaler_scale_
+        return torch.from_numpy(out).to(self.device_)
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed_)

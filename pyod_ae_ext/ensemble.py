@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
 from . import hookimpl
-from .engine import as_feature_matrix, check_choice, check_number
+from .engine import as_feature_matrix, check_choice, check_new_data, check_number
 from .errors import AdscoreError, DataError, ParameterError, TrainingError
 
 COMBINATIONS = ("mean", "max", "median", "aom", "moa", "weighted")
@@ -374,14 +374,7 @@ class Ensemble(BaseDetector):
         return self._combine(self._raw_member_scores(self._check_new_data(X)))
 
     def _check_new_data(self, X) -> np.ndarray:
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and hasattr(X, "columns"):
-            by_name = {str(c): c for c in X.columns}
-            missing = [n for n in names if n not in by_name]
-            if missing:
-                raise DataError(f"X lacks the feature(s) the detector was fitted on: {', '.join(missing)}")
-            X = X[[by_name[n] for n in names]]
-        return as_feature_matrix(X, n_features=self.n_features_in_, feature_names=names)
+        return check_new_data(self, X)
 
     # ---- persistence --------------------------------------------------------
 
