@@ -1,8 +1,6 @@
 """Deep SVDD: deep support vector data description (Ruff et al., 2018)."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 

@@ -146,7 +146,7 @@ class _RobustDeepAutoEncoder(AutoEncoder):
         x_norm = torch.linalg.vector_norm(X).clamp_min(torch.finfo(X.dtype).tiny)
         self.convergence_ = []
         lam = None
-        for iteration in range(self.outer_iterations):
+        for iteration in range(self.outer_iterations):  # noqa: B007 (n_iter_ reads it after the loop)
             L = X - S                                     # 1. L_D = X - S, train on it
             self._train(L, None, inner)                   #    (same net and optimizer continue)
             L = self._reconstruct(L)                      # 2. L_D = D(E(L_D))

@@ -232,7 +232,6 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
 
 def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):
     """An Ensemble from `fit` options; params are prefixed with their detector's name (or `ensemble.`)."""
-    from .ensemble import Ensemble
     from .registry import get_registry
 
     if len(names) < 2:

@@ -142,7 +142,7 @@ def _binary_labels(series: pd.Series, name: str) -> np.ndarray:
     if series.isna().any():
         raise DataError(f"label column {name!r} has missing values")
     values = set(pd.unique(series))
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:  # True and False compare equal to 1 and 0
         shown = ", ".join(map(repr, sorted(map(str, values))[:5]))
         raise DataError(f"label column {name!r} must hold 0 (normal) and 1 (anomaly), found {shown}")
     return series.to_numpy().astype(int)

@@ -1,6 +1,5 @@
 """Tests of deep-ocsvm (AE-1SVM, Nguyen & Vien 2018): RFF kernel, nu-property, fixed gamma."""
 import math
-import warnings
 
 import numpy as np
 import pytest
