@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from benchmarks.quick_compare_oneclass import dataset_dir
+from .common import DatasetsMissing, load_dataset, require_datasets
 
 DEFAULT_DATASETS = ("4_breastw", "6_cardio", "18_Ionosphere", "29_Pima", "31_satimage-2", "38_thyroid",
                     "40_vowels", "47_yeast")
@@ -45,15 +45,10 @@ def run(datasets, seeds, protocol):
     from pyod_ae_ext.ensemble import (Ensemble, apply_normalizer, bucket_assignment, combine_scores,
                                       default_n_buckets, fit_normalizer)
 
-    folder = dataset_dir()
-    if not folder.is_dir():
-        print(f"ADBench data not found at {folder}; set ADSCORE_DATASETS or place the shared "
-              f"datasets beside the checkout. Nothing to do.")
-        return []
+    root = require_datasets()
     rows = []
     for name in datasets:
-        data = np.load(folder / f"{name}.npz", allow_pickle=False)
-        X, y = data["X"].astype(np.float64), data["y"].astype(int)
+        X, y = load_dataset(name, root)
         for seed in seeds:
             X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, stratify=y, random_state=seed)
             fit_rows = X_train[y_train == 0] if protocol == "one-class" else X_train
@@ -128,7 +123,11 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--protocol", choices=["one-class", "unsupervised"], default="one-class")
     args = parser.parse_args(argv)
-    rows = run(args.datasets, args.seeds, args.protocol)
+    try:
+        rows = run(args.datasets, args.seeds, args.protocol)
+    except DatasetsMissing as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return
     if rows:
         print(markdown(rows, args.seeds, args.protocol))
 

@@ -21,25 +21,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from .common import DatasetsMissing, load_dataset, require_datasets
+
 DEFAULT_DATASETS = ("6_cardio", "38_thyroid", "31_satimage-2", "4_breastw")
 VAE_SCORES = ("reconstruction_probability", "reconstruction_error", "wasserstein")
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("ADSCORE_DATASETS")
-    if env:
-        return Path(env) / "adbench"
-    return Path(__file__).resolve().parents[2] / "shared" / "datasets" / "adbench"
 
 
 def _quiet(call):
@@ -85,11 +78,7 @@ def warm_up():
 
 
 def run(datasets, seeds, epochs, threads=1):
-    folder = dataset_dir()
-    if not folder.is_dir():
-        print(f"ADBench data not found at {folder}; set ADSCORE_DATASETS or place the shared "
-              f"datasets beside the checkout. Nothing to do.")
-        return []
+    root = require_datasets()
     import torch
 
     if threads:
@@ -97,8 +86,7 @@ def run(datasets, seeds, epochs, threads=1):
     warm_up()
     rows = []
     for name in datasets:
-        data = np.load(folder / f"{name}.npz", allow_pickle=False)
-        X, y = data["X"].astype(np.float64), data["y"].astype(int)
+        X, y = load_dataset(name, root)
         for seed in seeds:
             X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, stratify=y, random_state=seed)
             X_normal = X_train[y_train == 0]
@@ -147,7 +135,11 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads for every detector (default 1; 0 leaves torch's default)")
     args = parser.parse_args(argv)
-    rows = run(args.datasets, args.seeds, args.epochs, args.threads)
+    try:
+        rows = run(args.datasets, args.seeds, args.epochs, args.threads)
+    except DatasetsMissing as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return
     if rows:
         print(markdown(rows, args.seeds, args.epochs))
 
