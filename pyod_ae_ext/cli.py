@@ -206,6 +206,8 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     from .data import read_frame, select_training_table
     from .persistence import save_detector
 
+    if output == "-":
+        raise ParameterError("a model is a binary file, not a stream: give -o MODEL.adscore")
     settings = read_config(config) if config else {}
     names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
     if not names:

@@ -140,6 +140,11 @@ def test_unknown_detector_and_parameter(runner, data_csv, tmp_path):
     assert_clean_error(bad_fit(runner, tmp_path, data_csv, "--exclude", "id"), "--detector")
 
 
+def test_model_output_must_be_a_file(runner, data_csv):
+    result = runner.invoke(cli, ["fit", "-d", "toll", "--exclude", "id", str(data_csv), "-o", "-"])
+    assert_clean_error(result, "-o MODEL.adscore")
+
+
 def test_non_numeric_column(runner, data_csv, tmp_path):
     assert_clean_error(bad_fit(runner, tmp_path, data_csv, "-d", "toll"), "non-numeric column(s) id", "--exclude")
 
