@@ -105,7 +105,7 @@ def _build(impl: str, epochs: int, **overrides):
 def child_fit(cell: dict) -> dict:
     import torch
 
-    from pyod_ae_ext.benchmarking import quiet, seed_everything
+    from pyod_ae_ext.benchmarking import quiet, seed_everything, timed_fit_and_score
 
     X = make_data(cell["rows"])
     # warm-up in the same process: PyOD compiles a numba kernel on its first scoring and
@@ -117,13 +117,7 @@ def child_fit(cell: dict) -> dict:
     base = _maxrss_mib()
     detector = _build(cell["impl"], cell["epochs"])
     seed_everything(0)
-    with quiet():
-        started = time.perf_counter()
-        detector.fit(X)
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
-        scores = detector.decision_function(X)
-        score_s = time.perf_counter() - started
+    scores, fit_s, score_s = timed_fit_and_score(detector, X, X)
     if not np.isfinite(scores).all():
         raise RuntimeError("non-finite scores")
     device = getattr(detector, "device_", None) or str(getattr(detector, "device", "cpu"))

@@ -266,18 +266,22 @@ def quiet():
         yield
 
 
-def fit_and_score(choice: DetectorChoice, X_fit, X_test, seed: int):
-    """Build, fit and score; returns (test scores, fit seconds, score seconds)."""
-    seed_everything(seed)
-    detector = choice.build(seed, X_fit.shape[1])
+def timed_fit_and_score(detector, X_fit, X_score):
+    """Fit ``detector`` on ``X_fit`` and score ``X_score`` quietly; (scores, fit s, score s)."""
     with quiet():
         started = time.perf_counter()
         detector.fit(X_fit)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        scores = detector.decision_function(X_test)
+        scores = detector.decision_function(X_score)
         score_seconds = time.perf_counter() - started
     return np.asarray(scores, dtype=np.float64), fit_seconds, score_seconds
+
+
+def fit_and_score(choice: DetectorChoice, X_fit, X_test, seed: int):
+    """Build, fit and score; returns (test scores, fit seconds, score seconds)."""
+    seed_everything(seed)
+    return timed_fit_and_score(choice.build(seed, X_fit.shape[1]), X_fit, X_test)
 
 
 def warm_up(choice: DetectorChoice, n_features: int, rows: int = 128) -> float:

@@ -102,6 +102,18 @@ def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.nd
     return array
 
 
+def check_training_data(detector, X) -> np.ndarray:
+    """``X`` as a matrix to fit on; records ``n_features_in_`` and DataFrame column names."""
+    feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
+    X = as_feature_matrix(X)
+    if X.shape[0] < 2:
+        raise DataError(f"need at least 2 rows to fit, got {X.shape[0]}")
+    detector.n_features_in_ = X.shape[1]
+    if feature_names is not None:
+        detector.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    return X
+
+
 def check_new_data(detector, X) -> np.ndarray:
     """``X`` as a matrix of the features ``detector`` was fitted on (DataFrame columns matched by name)."""
     names = getattr(detector, "feature_names_in_", None)
@@ -301,16 +313,10 @@ class AutoEncoderDetector(BaseDetector):
         self
         """
         self.check_params()
-        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
-        X = as_feature_matrix(X)
-        if X.shape[0] < 2:
-            raise DataError(f"need at least 2 rows to fit, got {X.shape[0]}")
+        X = check_training_data(self, X)
         self._set_n_classes(y)
         device = resolve_device(self.device)
         self.device_ = str(device)
-        self.n_features_in_ = X.shape[1]
-        if feature_names is not None:
-            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         if self.standardize:
             self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
         else:

@@ -29,8 +29,8 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
 from . import hookimpl
-from .engine import as_feature_matrix, check_choice, check_new_data, check_number
-from .errors import AdscoreError, DataError, ParameterError, TrainingError
+from .engine import check_choice, check_new_data, check_number, check_training_data
+from .errors import AdscoreError, ParameterError, TrainingError
 
 COMBINATIONS = ("mean", "max", "median", "aom", "moa", "weighted")
 NORMALIZATIONS = ("zscore", "rank", "minmax")
@@ -308,14 +308,8 @@ class Ensemble(BaseDetector):
     def fit(self, X, y=None):
         """Fit every member on ``X`` and the normalisation on their training scores."""
         self.check_params()
-        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
-        X = as_feature_matrix(X)
-        if X.shape[0] < 2:
-            raise DataError(f"need at least 2 rows to fit, got {X.shape[0]}")
+        X = check_training_data(self, X)
         self._set_n_classes(y)
-        self.n_features_in_ = X.shape[1]
-        if feature_names is not None:
-            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         rng = check_random_state(self.random_state)
         names = self._member_names()
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(names))

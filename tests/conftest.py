@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 
 @pytest.fixture
@@ -11,3 +12,9 @@ def blobs():
     test = rng.normal(size=(60, 5)) @ mixing
     test[:10] += 6.0
     return train, test
+
+
+@pytest.fixture
+def runner():
+    """click's in-process runner for `adscore` commands."""
+    return CliRunner()

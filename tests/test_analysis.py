@@ -5,7 +5,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 import pyod_ae_ext
@@ -203,11 +202,6 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
 
 
 # ---- the commands -----------------------------------------------------------------
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture
