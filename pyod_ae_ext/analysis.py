@@ -357,7 +357,7 @@ def plot_report(path, scores, threshold, labels=None, heat=None, title=None) -> 
     """
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    from .persistence import atomic_write_bytes
+    from .outputs import write_output
 
     Figure, FigureCanvasAgg = require_matplotlib()
     scores = np.asarray(scores, dtype=np.float64)
@@ -407,4 +407,4 @@ def plot_report(path, scores, threshold, labels=None, heat=None, title=None) -> 
             figure.colorbar(image, ax=ax)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())

@@ -341,7 +341,7 @@ def write_frame(frame, output, fmt=None):
     """Write a DataFrame as CSV/JSON/Parquet to a file (atomically) or stdout."""
     import io
 
-    from .persistence import atomic_write_bytes
+    from .outputs import write_output
 
     if fmt is None:
         suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
@@ -360,7 +360,7 @@ def write_frame(frame, output, fmt=None):
         sys.stdout.buffer.write(payload)
         sys.stdout.flush()
     else:
-        atomic_write_bytes(output, payload)
+        write_output(output, payload)
 
 
 @cli.command()
@@ -434,13 +434,13 @@ def example(output):
     data: every benign case plus 12 malignant ones (label = 1), 30 numeric features,
     an `id` and a `label` column.
     """
-    from .persistence import atomic_write_bytes
+    from .outputs import write_output
 
     payload = example_bytes()
     if output == "-":
         sys.stdout.buffer.write(payload)
     else:
-        atomic_write_bytes(output, payload)
+        write_output(output, payload)
         echo_err(f"wrote {output}")
 
 

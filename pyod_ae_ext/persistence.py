@@ -15,19 +15,17 @@ are accepted.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import platform
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import AdscoreError, ModelFileError
+from .outputs import write_output
 
 FORMAT = "adscore-model"
 FORMAT_VERSION = 1
@@ -134,33 +132,7 @@ def write_model_file(path, meta: dict, tensors: dict) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {**meta, "content_sha256": _content_hash(meta, tensors)}
     payload = save(tensors, metadata={"adscore": json.dumps(meta, sort_keys=True)})
-    atomic_write_bytes(path, payload)
-
-
-def atomic_write_bytes(path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that an interruption leaves the old file or none."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_output(path, payload)
 
 
 def read_model_file(path) -> tuple[dict, dict]:

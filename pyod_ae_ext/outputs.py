@@ -1,0 +1,181 @@
+"""Writing output files without ever destroying an input.
+
+Every file ``adscore`` writes (model files, score tables, plots, the example data) goes
+through :func:`check_output_path` before any work starts and :func:`write_output` at
+the end:
+
+- an output that names one of the command's inputs (the data file, the model being
+  read) is refused before anything is read, so ``fit data.csv -o data.csv`` cannot
+  replace the data with a model;
+- the output's directory must exist and be writable, so a long fit never ends in a
+  permission error;
+- a regular file is written atomically (a temporary file in the same directory, then
+  a rename), so an interruption leaves the old file or none, never half of one; the
+  temporary file is removed on errors, Ctrl-C and SIGTERM alike;
+- a character device or a FIFO (``/dev/stdout``, ``/dev/null``, a named pipe) is
+  written through, never replaced by a regular file; anything else that is not a
+  regular file (a directory, a socket) is refused;
+- a write error (a full disk, ``/dev/full``) is one :class:`AdscoreError`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import tempfile
+import threading
+from pathlib import Path
+
+from .errors import AdscoreError, ParameterError
+
+STDOUT = "-"
+
+
+def check_output_path(output, inputs=(), option="-o") -> None:
+    """Refuse ``output`` before any work when writing it would fail or destroy an input.
+
+    ``inputs`` are the paths the command reads (``-`` and missing paths are skipped).
+    """
+    if output is None or str(output) == STDOUT:
+        return
+    path = Path(output)
+    for source in inputs:
+        if source is None or str(source) == STDOUT:
+            continue
+        if _same_file(path, Path(source)):
+            raise ParameterError(f"{option} {output} is also an input of this command ({source}); "
+                                 "write to another file")
+    if path.exists() or path.is_symlink():
+        _check_existing_target(path, option)
+        if _is_stream(path):
+            return
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ParameterError(f"cannot write {option} {output}: directory {directory} does not exist")
+    _probe_directory(directory, option, output)
+
+
+def write_output(path, payload: bytes) -> None:
+    """Write ``payload`` to ``path``: atomically for a regular file, through a device or FIFO."""
+    path = Path(path)
+    if path.exists():
+        _check_existing_target(path, "output")
+        if _is_stream(path):
+            _write_through(path, payload)
+            return
+    atomic_write_bytes(path, payload)
+
+
+def atomic_write_bytes(path, payload: bytes) -> None:
+    """Write ``payload`` to the regular file ``path``: the old file or the new one, never half.
+
+    The temporary file lives beside ``path`` and is removed on any error, on Ctrl-C
+    and on SIGTERM (which is turned into an exception for the duration of the write).
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
+    with _sigterm_raises():
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        try:
+            os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            if isinstance(exc, OSError):
+                raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while a file was being written (raised so that clean-up runs)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except Terminated:
+        # Clean-up has run; now die of SIGTERM as the sender intended.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _probe_directory(directory: Path, option: str, output) -> None:
+    """Create and remove a file in ``directory``: the one test that permissions, ACLs and
+    read-only mounts all answer truthfully."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".adscore-probe.", dir=directory)
+    except OSError as exc:
+        raise ParameterError(f"cannot write {option} {output}: directory {directory} is not writable "
+                             f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def _write_through(path: Path, payload: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+    except OSError as exc:
+        raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_existing_target(path: Path, option: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # a dangling symlink, a permission problem
+        if path.is_symlink():
+            return  # writing creates the link's target, as for any new file
+        raise ParameterError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise ParameterError(f"{option} {path} is a directory; give a file name")
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise ParameterError(f"{option} {path} is not a regular file, a device or a pipe; give a file name")
+    if stat.S_ISREG(mode) and not os.access(path, os.W_OK):
+        raise ParameterError(f"cannot write {option} {path}: the file is read-only")
+
+
+def _is_stream(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
