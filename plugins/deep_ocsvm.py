@@ -83,6 +83,12 @@ class DeepOCSVM(AutoEncoderDetector):
     (if any) applies to the network weights only, not to ``w`` and ``rho`` (the SVM's
     own regulariser is the ``1/2 ||w||^2`` term).
 
+    After the last epoch ``rho`` is set to its exact minimiser given the network and
+    ``w``: in ``rho`` the objective is convex and piecewise linear, minimised at the
+    nu-quantile of the training margins ``w^T phi(E(x_i))`` (as ``rho`` of the nu-SVM is
+    read off its margins, Schoelkopf et al. 2001). The nu-property then holds exactly on
+    the training rows instead of only on average around the optimum Adam hovers at.
+
     Parameters
     ----------
     nu : float in (0, 1], default 0.1
@@ -119,7 +125,11 @@ class DeepOCSVM(AutoEncoderDetector):
     gamma_ : float
         The kernel width used (the median-heuristic value when ``gamma="auto"``).
     rho_ : float
-        The learnt offset ``rho``.
+        The offset ``rho``: trained with the network, then set to its exact minimiser
+        given the trained network and ``w`` (the nu-quantile of the training margins
+        ``w^T phi(E(x_i))``, see :meth:`_solve_rho`), so that the nu-property holds on
+        the training rows: fewer than ``nu N`` lie outside (score > 0), at least
+        ``nu N`` on or outside the boundary.
 
     Notes
     -----
@@ -160,6 +170,28 @@ class DeepOCSVM(AutoEncoderDetector):
         if self.gamma == "auto":
             self.net_.rff.gamma.fill_(median_heuristic_gamma(self.net_, X, self._generator()))
         super()._fit_net(X)
+        train, _ = self._split_validation(X)  # the same rows super() trained on
+        self._solve_rho(train)
+
+    @torch.no_grad()
+    def _solve_rho(self, train):
+        """Set rho to its exact minimiser given the trained network and ``w``.
+
+        In rho alone the objective is ``-rho + 1/(nu N) sum_i max(0, rho - m_i)`` with
+        the margins ``m_i = w^T phi(E(x_i))``: convex and piecewise linear, with slope
+        ``-1 + #{m_i < rho} / (nu N)``. It is minimised at the ``k``-th smallest margin,
+        ``k = ceil(nu N)`` (the nu-quantile of the margins), where the slope changes sign.
+        Then fewer than ``nu N`` training rows lie outside (score > 0) and at least
+        ``nu N`` on or outside the boundary: the nu-property of the one-class SVM
+        (Schoelkopf et al., "Estimating the support of a high-dimensional
+        distribution", Neural Computation 13(7), 2001, Proposition 4), which
+        minibatch Adam only approaches while it keeps stepping rho around the optimum.
+        """
+        net = self.net_
+        net.eval()
+        margins = torch.cat([net(batch)[2] for batch in self._scoring_batches(train)])
+        k = min(max(int(math.ceil(self.nu * margins.numel() - 1e-9)), 1), margins.numel())
+        net.rho.fill_(torch.kthvalue(margins.float().cpu(), k).values.item())
 
     def _make_optimizer(self, net):
         svm = [net.w, net.rho]

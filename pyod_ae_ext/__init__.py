@@ -42,15 +42,24 @@ def make_detector(name: str, **params):
     return get_registry().make(name, **params)
 
 
-def save(detector, path) -> None:
-    """Save a fitted detector to ``path`` in the safe model format (JSON + tensors, no pickle)."""
+def save(detector, path, signing_key=None) -> None:
+    """Save a fitted detector to ``path`` in the safe model format (JSON + tensors, no pickle).
+
+    ``signing_key`` (bytes or str, at least 16 bytes) signs the file with HMAC-SHA256;
+    by default ``$ADSCORE_SIGNING_KEY`` is used when set, else the file is not signed.
+    """
     from .persistence import save_detector
 
-    save_detector(detector, path)
+    save_detector(detector, path, signing_key=signing_key)
 
 
-def load(path):
-    """Load a detector saved by :func:`save` (never unpickles)."""
+def load(path, signing_key=None):
+    """Load a detector saved by :func:`save` (never unpickles).
+
+    With a ``signing_key`` (or ``$ADSCORE_SIGNING_KEY``) the file must carry a valid
+    signature for it; without one, signed and unsigned files load alike. Raises a
+    :class:`~pyod_ae_ext.errors.ModelFileError` for any file it refuses.
+    """
     from .persistence import load_detector
 
-    return load_detector(path)
+    return load_detector(path, signing_key=signing_key)

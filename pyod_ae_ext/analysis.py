@@ -192,6 +192,9 @@ def _check_labels(scores, labels, tolerance):
     labels = labels.astype(int)
     if labels.sum() == 0:
         raise DataError("the labels hold no anomaly (no 1); a threshold or an evaluation needs at least one")
+    if labels.sum() == len(labels):
+        raise DataError("the labels hold only anomalies (no 0); a threshold or an evaluation needs normal "
+                        "rows too")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
         raise ParameterError(f"tolerance must be a non-negative integer number of rows, got {tolerance!r}")
     return scores, labels

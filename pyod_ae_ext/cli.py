@@ -170,6 +170,28 @@ def data_options(func):
     return func
 
 
+sign_key_option = click.option(
+    "--sign-key-file", type=click.Path(dir_okay=False), metavar="FILE",
+    help="Shared secret for HMAC-signed model files (default: $ADSCORE_SIGNING_KEY). "
+         "When a key is set, models are signed on save and unsigned or re-signed files are refused.")
+
+
+def signing_key(key_file):
+    """The key from --sign-key-file, or None so that persistence falls back to $ADSCORE_SIGNING_KEY."""
+    if key_file is None:
+        return None
+    from .persistence import read_signing_key_file
+
+    return read_signing_key_file(key_file)
+
+
+def load_model(model, key_file=None):
+    """Load a model file given on the command line, verifying its signature when a key is set."""
+    from .persistence import load_detector
+
+    return load_detector(model, signing_key=signing_key(key_file))
+
+
 @cli.command()
 @click.argument("data")
 @click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
@@ -188,8 +210,9 @@ def data_options(func):
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
 @click.option("--verbose", "-v", is_flag=True, help="Show training progress on stderr.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
-        contamination, seed, device, verbose, output):
+        contamination, seed, device, verbose, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     Several --detector options with --combine build an ensemble saved as one model
@@ -204,10 +227,13 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
       adscore fit -d toll -d iforest -d ecod --combine aom -p toll.lam=0.5 data.csv -o ens.adscore
     """
     from .data import read_frame, select_training_table
+    from .outputs import check_output_path
     from .persistence import save_detector
 
     if output == "-":
         raise ParameterError("a model is a binary file, not a stream: give -o MODEL.adscore")
+    check_output_path(output, inputs=[data, config, sign_key_file])
+    key = signing_key(sign_key_file)
     settings = read_config(config) if config else {}
     names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
     if not names:
@@ -226,7 +252,7 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     fit_detector(name, detector, table.X)
     seconds = time.perf_counter() - started
     detector.feature_names_in_ = np.asarray(table.feature_names, dtype=object)
-    save_detector(detector, output)
+    save_detector(detector, output, signing_key=key)
     flagged = int(np.sum(detector.labels_))
     echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
              f"{len(detector.labels_)} training rows; saved {output}")
@@ -293,7 +319,8 @@ def _build_ensemble(names, params, combine, normalize, weights, seed, device, co
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
               help="Output format (default: from the file extension, else csv).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the N highest-scoring rows, highest first.")
-def score(data, model, id_columns, output, fmt, top):
+@sign_key_option
+def score(data, model, id_columns, output, fmt, top, sign_key_file):
     """Score DATA with a saved model: id columns, score, label, probability.
 
     The model's feature columns are taken by name (missing ones are an error, extra
@@ -308,9 +335,11 @@ def score(data, model, id_columns, output, fmt, top):
     import pandas as pd
 
     from .data import read_frame, select_scoring_table
-    from .persistence import load_detector
+    from .outputs import check_output_path
 
-    detector = load_detector(model)
+    check_output_path(output, inputs=[data, model, sign_key_file])
+    _output_format(output, fmt)
+    detector = load_model(model, sign_key_file)
     table = select_scoring_table(read_frame(data), _model_features(detector), id_columns, note=echo_err)
     scores = detector.decision_function(table.X)
     frame = table.ids.copy() if table.ids is not None else pd.DataFrame(index=range(len(scores)))
@@ -337,17 +366,23 @@ def _probability(detector, scores):
     return np.clip((scores - low) / (high - low), 0.0, 1.0)
 
 
+def _output_format(output, fmt=None) -> str:
+    """The table format for ``output``: ``fmt`` if given, else from the file extension, else CSV."""
+    if fmt is None:
+        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
+        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
+    if fmt == "parquet" and output == "-":
+        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
+    return fmt
+
+
 def write_frame(frame, output, fmt=None):
     """Write a DataFrame as CSV/JSON/Parquet to a file (atomically) or stdout."""
     import io
 
     from .outputs import write_output
 
-    if fmt is None:
-        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
-        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
-    if fmt == "parquet" and output == "-":
-        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
+    fmt = _output_format(output, fmt)
     if fmt == "csv":
         payload = frame.to_csv(index=False, float_format="%.10g").encode()
     elif fmt == "json":
@@ -357,10 +392,17 @@ def write_frame(frame, output, fmt=None):
         frame.to_parquet(buffer, index=False)
         payload = buffer.getvalue()
     if output == "-":
-        sys.stdout.buffer.write(payload)
-        sys.stdout.flush()
+        write_stdout(payload)
     else:
         write_output(output, payload)
+
+
+def write_stdout(payload: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise AdscoreError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -398,11 +440,18 @@ def plugins(as_json):
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the full metadata as JSON.")
-def info(model, as_json):
-    """Show what a model file holds (detector, parameters, features, threshold, versions)."""
-    from .persistence import read_metadata
+@sign_key_option
+def info(model, as_json, sign_key_file):
+    """Show what a model file holds (detector, parameters, features, threshold, versions).
 
-    meta = read_metadata(model)
+    The file's integrity is checked first, and its signature when a key is set
+    (--sign-key-file or $ADSCORE_SIGNING_KEY); nothing in it is run or imported.
+    """
+    from .persistence import load_detector, read_metadata
+
+    key = signing_key(sign_key_file)
+    meta = read_metadata(model, signing_key=key)
+    load_detector(model, signing_key=key)  # every check a load makes: info never vouches for a bad file
     if as_json:
         click.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
@@ -411,6 +460,14 @@ def info(model, as_json):
     click.echo(f"threshold:  {meta['threshold']:.6g}")
     click.echo(f"features:   {len(features)} ({', '.join(features[:8])}{' ...' if len(features) > 8 else ''})")
     click.echo("versions:   " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))
+    if meta.get("signature_verified"):
+        signature = "signed, verified with the configured key"
+    elif meta.get("signed"):
+        signature = "signed, not verified (no key set: --sign-key-file or $ADSCORE_SIGNING_KEY)"
+    else:
+        signature = "unsigned"
+    click.echo(f"signature:  {signature}")
+    click.echo(f"sha256:     {meta.get('content_sha256', '')} (detects damage, not deliberate changes)")
     click.echo("parameters:")
     for key, value in sorted(meta.get("params", {}).items()):
         if isinstance(value, dict) and set(value) == {"__tuple__"}:
@@ -434,11 +491,12 @@ def example(output):
     data: every benign case plus 12 malignant ones (label = 1), 30 numeric features,
     an `id` and a `label` column.
     """
-    from .outputs import write_output
+    from .outputs import check_output_path, write_output
 
+    check_output_path(output)
     payload = example_bytes()
     if output == "-":
-        sys.stdout.buffer.write(payload)
+        write_stdout(payload)
     else:
         write_output(output, payload)
         echo_err(f"wrote {output}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .cli import _model_features, cli, echo_err
+from .cli import _model_features, cli, echo_err, load_model, sign_key_option, signing_key
 from .errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
@@ -22,11 +22,10 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
 
-def _load(model, data, id_columns=(), label_column=None):
+def _load(model, data, id_columns=(), label_column=None, sign_key_file=None):
     from .data import read_frame, select_scoring_table
-    from .persistence import load_detector
 
-    detector = load_detector(model)
+    detector = load_model(model, sign_key_file)
     table = select_scoring_table(read_frame(data), _model_features(detector), id_columns,
                                  label_column=label_column, note=echo_err)
     return detector, table
@@ -50,7 +49,8 @@ def _percent(share):
 @click.option("--label-column", metavar="NAME", help="0/1 label column: adds ROC and PR curves to --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
-def explain(data, model, top, n_features, id_columns, label_column, as_json, plot):
+@sign_key_option
+def explain(data, model, top, n_features, id_columns, label_column, as_json, plot, sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -67,10 +67,12 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
       adscore explain -m toll.adscore --plot why.png data.csv
     """
     from .analysis import explain as explain_rows, plot_report, require_matplotlib
+    from .outputs import check_output_path
 
     if plot:
+        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, id_columns, label_column)
+    detector, table = _load(model, data, id_columns, label_column, sign_key_file)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -119,50 +121,71 @@ def _print_explanation(result):
 @click.option("--cost-missed", type=float, metavar="B", help="Cost of one missed anomaly (default 1).")
 @click.option("--tolerance", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
               help="Ordered data: an alarm up to N rows before an anomaly counts as a hit.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the updated model here instead of overwriting MODEL.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="NEW_MODEL",
+              help="Save a copy of the model with the chosen threshold here.")
+@click.option("--in-place", is_flag=True, help="Rewrite MODEL itself (atomically) with the chosen threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def threshold(data, model, label_column, objective, cost_false_alarm, cost_missed, tolerance, output, as_json):
-    """Choose the model's alarm threshold from labelled validation DATA and save it.
+@sign_key_option
+def threshold(data, model, label_column, objective, cost_false_alarm, cost_missed, tolerance, output, in_place,
+              as_json, sign_key_file):
+    """Choose the model's alarm threshold from labelled validation DATA.
 
     Every distinct score is tried as a cut point (a row is flagged when its score
     exceeds the threshold), so the optimum on DATA is exact; ties go to the higher
-    threshold. The model file is rewritten atomically with the new threshold.
+    threshold. The old and the new threshold are printed with their precision,
+    recall and F1. Nothing is written unless asked: -o NEW_MODEL saves a copy with
+    the new threshold, --in-place rewrites MODEL atomically.
 
     \b
     Examples:
-      adscore threshold -m toll.adscore --label-column label valid.csv
-      adscore threshold -m toll.adscore --label-column label --cost-false-alarm 1 --cost-missed 20 valid.csv
+      adscore threshold -m toll.adscore --label-column label valid.csv           # show, change nothing
+      adscore threshold -m toll.adscore --label-column label valid.csv -o tuned.adscore
+      adscore threshold -m toll.adscore --label-column label --cost-false-alarm 1 --cost-missed 20 \\
+          --in-place valid.csv
       adscore threshold -m toll.adscore --label-column y --objective cost --tolerance 5 sensor.csv
     """
     from .analysis import best_threshold, evaluate_threshold
+    from .outputs import check_output_path
     from .persistence import save_detector, set_threshold
 
+    if output and in_place:
+        raise ParameterError("choose one of -o NEW_MODEL and --in-place")
+    if output == "-":
+        raise ParameterError("a model is a binary file, not a stream: give -o NEW_MODEL.adscore")
+    target = model if in_place else output
+    if output:
+        check_output_path(output, inputs=[data, model, sign_key_file])
+    elif in_place:
+        check_output_path(model, inputs=[data, sign_key_file], option="--in-place")
     costs_given = cost_false_alarm is not None or cost_missed is not None
     if objective == "f1" and costs_given:
         raise ParameterError("--cost-false-alarm/--cost-missed apply to --objective cost, not f1")
     objective = objective or ("cost" if costs_given else "f1")
     a = 1.0 if cost_false_alarm is None else cost_false_alarm
     b = 1.0 if cost_missed is None else cost_missed
-    detector, table = _load(model, data, label_column=label_column)
+    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     previous = evaluate_threshold(scores, table.labels, detector.threshold_, objective, a, b, tolerance)
     choice = best_threshold(scores, table.labels, objective, a, b, tolerance)
-    set_threshold(detector, choice.threshold)
-    target = output or model
-    save_detector(detector, target)
+    if target:
+        set_threshold(detector, choice.threshold)
+        save_detector(detector, target, signing_key=signing_key(sign_key_file))
     if as_json:
         click.echo(json.dumps({"chosen": choice.as_dict(), "previous": previous.as_dict(),
-                               "cost_false_alarm": a, "cost_missed": b, "model": str(target)}, indent=2))
+                               "cost_false_alarm": a, "cost_missed": b,
+                               "written": str(target) if target else None}, indent=2))
         return
     what = "F1" if objective == "f1" else f"cost ({a:g} per false alarm + {b:g} per missed anomaly)"
     tol = f", tolerance {tolerance} rows" if tolerance else ""
     click.echo(f"optimised {what} on {len(scores)} labelled rows ({choice.n_anomalies} anomalies{tol})")
-    for label, c in (("threshold", choice), ("previous", previous)):
+    for label, c in (("old", previous), ("new", choice)):
         value = f"F1 {c.f1:.4f}" if objective == "f1" else f"cost {c.cost:g}"
-        click.echo(f"{label:>9} {c.threshold:.6g}: {value}; {c.alarms} alarms, {c.false_alarms} false, "
+        click.echo(f"{label} threshold {c.threshold:.6g}: {value}; {c.alarms} alarms, {c.false_alarms} false, "
                    f"{c.missed} missed; precision {c.precision:.3f}, recall {c.recall:.3f}, F1 {c.f1:.3f}")
-    click.echo(f"wrote threshold {choice.threshold:.6g} to {target}")
+    if target:
+        click.echo(f"wrote threshold {choice.threshold:.6g} to {target}")
+    else:
+        click.echo("model unchanged: add -o NEW_MODEL or --in-place to save the new threshold")
 
 
 @cli.command()
@@ -171,7 +194,8 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
 @click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
-def evaluate(data, model, label_column, as_json, plot):
+@sign_key_option
+def evaluate(data, model, label_column, as_json, plot, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
@@ -182,10 +206,12 @@ def evaluate(data, model, label_column, as_json, plot):
     """
     from .analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
     from .errors import AdscoreError
+    from .outputs import check_output_path
 
     if plot:
+        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, label_column=label_column)
+    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:

@@ -1,8 +1,10 @@
 """Reading tabular data for the command line: CSV (with header) and Parquet, files or stdin."""
 from __future__ import annotations
 
+import csv
 import io
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +55,68 @@ def _read_csv(handle, name) -> pd.DataFrame:
         raise DataError(f"{name} is empty: expected a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{name} is not a readable CSV file: {str(exc).strip().splitlines()[0]}") from None
+    # pandas renames a repeated name ("a", "a" -> "a", "a.1"), so duplicates are read
+    # from the header row itself.
+    if hasattr(handle, "seek"):
+        handle.seek(0)
+    _check_unique_columns(_csv_header(handle), name)
     if frame.shape[0] == 0:
         raise DataError(f"{name} has a header but no data rows")
     return frame
 
 
+def _csv_header(source) -> list:
+    """The names in the first non-blank record of a CSV (quoting-aware, as pandas reads it)."""
+    if isinstance(source, (str, Path)):
+        handle = open(source, "rb")
+    else:
+        handle = source
+    try:
+        # utf-8-sig drops a byte-order mark, as pandas does; a quoted header may span lines
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        try:
+            for record in csv.reader(text):
+                if any(cell.strip() for cell in record):
+                    return record
+            return []
+        finally:
+            text.detach()
+    except csv.Error:
+        return []  # pandas read it; leave any oddity to its result
+    finally:
+        if handle is not source:
+            handle.close()
+
+
+def _parquet_names(handle) -> list:
+    """Column names from a Parquet file's schema (metadata only; pyarrow allows repeats, pandas then fails)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(handle).names)
+    except Exception:  # unreadable: pandas says why below
+        return []
+    finally:
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+
+
+def _check_unique_columns(names, name) -> None:
+    """Raise a DataError naming the column names that occur more than once (blank names aside)."""
+    counts = Counter(str(n) for n in names if str(n).strip())
+    repeated = [f"{n!r} ({k} times)" for n, k in counts.items() if k > 1]
+    if repeated:
+        raise DataError(f"{name} has duplicate column names: {', '.join(repeated)}; "
+                        "give every column its own name")
+
+
 def _read_parquet(handle, name) -> pd.DataFrame:
+    _check_unique_columns(_parquet_names(handle), name)
     try:
         frame = pd.read_parquet(handle)
     except Exception as exc:
         raise DataError(f"{name} is not a readable Parquet file: {str(exc).strip().splitlines()[0]}") from None
+    _check_unique_columns(frame.columns, name)
     if frame.shape[0] == 0:
         raise DataError(f"{name} has no data rows")
     return frame

@@ -25,6 +25,7 @@ parameter and scikit-learn's ``get_params``/``set_params``/``clone`` see them al
 from __future__ import annotations
 
 import contextlib
+import decimal
 import inspect
 import math
 import numbers
@@ -49,6 +50,17 @@ _SINGLE_THREAD_WORK = 1 << 17
 # 1M x 32 rows score 4x faster in batches of 16k rows than of 256k).
 _SCORING_BATCH_ELEMENTS = 1 << 20
 _STANDARDISE_CHUNK_ROWS = 65536
+# The network's inputs are clipped to +-INPUT_BOUND (standardised units, or the raw
+# units with standardize=False) before the cast to float32: a row with an extreme value
+# (1e30, 1e308) stays finite through every layer and its squares (1e12 per element,
+# far below float32's 3.4e38 even after a large amplification by the network) and gets
+# a very high score. Training rows never reach it when standardised: a z-score of a
+# training row is at most sqrt(n_rows - 1).
+INPUT_BOUND = 1e6
+# The scale floor of standardize=True (see AutoEncoderDetector's docstring and
+# benchmarks/RESULTS.md, "Robust scaling (issue 9)", for how they were chosen).
+SCALE_FLOOR_POOLED = 0.1
+SCALE_FLOOR_RANGE = 2.0
 
 
 def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -61,23 +73,30 @@ def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.ndarray:
-    """Return ``X`` as a finite 2-D float64 array, or raise a :class:`DataError` naming the problem."""
+    """Return ``X`` as a finite 2-D float64 array, or raise a :class:`DataError` naming the problem.
+
+    Accepted: numeric or boolean numpy arrays; arrays of ``object`` dtype whose every
+    cell is a number (converted; PyOD accepts them too); pandas DataFrames whose
+    columns are numeric or boolean, numpy or nullable (``Int64``, ``Float64``,
+    ``boolean``: accepted when they hold no ``<NA>``), or ``object`` columns holding only
+    numbers. Refused with the column (and, where one cell is at fault, the row) named:
+    text (``string``/``str``/``object`` with text), categorical, date and complex
+    columns; a missing value (``<NA>``, ``None``) anywhere; NaN or infinity.
+    """
     columns = None
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # pandas DataFrame
         columns = [str(c) for c in X.columns]
-        non_numeric = [c for c, dtype in zip(columns, X.dtypes) if not np.issubdtype(np.dtype(dtype), np.number)
-                       and np.dtype(dtype) != np.bool_]
-        if non_numeric:
-            raise DataError(f"{what} has non-numeric column(s) {', '.join(non_numeric)}; drop or encode them")
-        X = X.to_numpy(dtype=np.float64)
+        X = _frame_to_array(X, columns, what)
     if hasattr(X, "toarray"):
         raise DataError(f"{what} is a sparse matrix; pass a dense array (X.toarray())")
     try:
         array = np.asarray(X)
     except Exception as exc:
         raise DataError(f"{what} cannot be converted to a numeric array: {exc}") from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+    if array.dtype != object and not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise DataError(f"{what} must be numeric, got an array of dtype {array.dtype}")
+    if array.dtype != object and np.issubdtype(array.dtype, np.complexfloating):
+        raise DataError(f"{what} must be real-valued, got an array of dtype {array.dtype}")
     if array.ndim == 1:
         raise DataError(f"{what} must be 2-D (rows x features), got a 1-D array; "
                         "use X.reshape(-1, 1) for a single feature")
@@ -87,12 +106,14 @@ def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.nd
         raise DataError(f"{what} is empty ({array.shape[0]} rows x {array.shape[1]} features)")
     if n_features is not None and array.shape[1] != n_features:
         raise DataError(f"{what} has {array.shape[1]} features but the detector was fitted on {n_features}")
+    names = columns or feature_names
+    if array.dtype == object:
+        array = _object_cells_to_float(array, names, what)
     array = np.ascontiguousarray(array, dtype=np.float64)
     finite = np.isfinite(array)
     if not finite.all():
         bad_rows, bad_cols = np.nonzero(~finite)
-        names = columns or feature_names
-        column = names[bad_cols[0]] if names is not None else f"column {bad_cols[0]}"
+        column = _column_name(names, bad_cols[0])
         n_bad_columns = len(np.unique(bad_cols))
         more = f" (and {n_bad_columns - 1} other column(s))" if n_bad_columns > 1 else ""
         raise DataError(
@@ -100,6 +121,72 @@ def as_feature_matrix(X, n_features=None, feature_names=None, what="X") -> np.nd
             f"{bad_rows[0]}{more}; remove or impute non-finite values first"
         )
     return array
+
+
+def _column_name(names, index) -> str:
+    return str(names[index]) if names is not None else f"column {index}"
+
+
+def _is_number(value) -> bool:
+    """A real number a float64 can hold: Python, numpy, Decimal and Fraction numbers, booleans."""
+    return isinstance(value, (numbers.Real, decimal.Decimal, np.bool_))
+
+
+def _is_missing(value) -> bool:
+    return value is None or type(value).__name__ in ("NAType", "NaTType")
+
+
+def _describe_cell(value) -> str:
+    if _is_missing(value):
+        return f"a missing value ({value})"
+    return f"the non-numeric value {value!r} ({type(value).__name__})"
+
+
+def _object_cells_to_float(array: np.ndarray, names, what: str) -> np.ndarray:
+    """An ``object`` array whose every cell is a number, as float64; else a DataError naming the first other cell."""
+    numeric = np.frompyfunc(_is_number, 1, 1)(array).astype(bool)
+    if not numeric.all():
+        row, col = np.argwhere(~numeric)[0]
+        raise DataError(f"{what} has {_describe_cell(array[row, col])} in feature "
+                        f"{_column_name(names, col)!r} at row {row}; only numbers can be used")
+    return array.astype(np.float64)
+
+
+def _frame_to_array(frame, columns: list, what: str) -> np.ndarray:
+    """A DataFrame's values as float64, refusing text, nullable ``<NA>`` and other non-numbers by column."""
+    import pandas as pd
+
+    types = pd.api.types
+    non_numeric, object_columns = [], []
+    for position, (name, dtype) in enumerate(zip(columns, frame.dtypes)):
+        if types.is_bool_dtype(dtype) or (types.is_numeric_dtype(dtype) and not types.is_complex_dtype(dtype)):
+            if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable: Int64, Float64, boolean, ...
+                missing = np.flatnonzero(np.asarray(frame.iloc[:, position].isna()))
+                if missing.size:
+                    raise DataError(f"{what} has a missing value (<NA>) in feature {name!r} at row "
+                                    f"{missing[0]}{_more(missing.size)}; remove or impute missing values first")
+        elif dtype == object:
+            cells = frame.iloc[:, position].to_numpy()
+            numeric = np.frompyfunc(_is_number, 1, 1)(cells).astype(bool)
+            if numeric.all():
+                object_columns.append(position)
+            else:
+                row = int(np.flatnonzero(~numeric)[0])
+                non_numeric.append(f"{name} (object: {_describe_cell(cells[row])} at row {row})")
+        else:
+            non_numeric.append(f"{name} ({dtype})")
+    if non_numeric:
+        raise DataError(f"{what} has non-numeric column(s) {', '.join(non_numeric)}; drop or encode them")
+    if not object_columns:
+        return frame.to_numpy(dtype=np.float64)
+    array = np.empty(frame.shape, dtype=np.float64)
+    for position in range(frame.shape[1]):
+        array[:, position] = frame.iloc[:, position].to_numpy(dtype=np.float64)
+    return array
+
+
+def _more(count: int) -> str:
+    return f" (and {count - 1} other row(s))" if count > 1 else ""
 
 
 def check_training_data(detector, X) -> np.ndarray:
@@ -321,6 +408,7 @@ class AutoEncoderDetector(BaseDetector):
             self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
         else:
             self.scaler_mean_, self.scaler_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+            _check_raw_bound(X, getattr(self, "feature_names_in_", None))
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         X_std = self._to_tensor(X)
         self.history_ = {"loss": [], "val_loss": []}
@@ -497,9 +585,18 @@ class AutoEncoderDetector(BaseDetector):
         return check_new_data(self, X)
 
     def _check_finite_scores(self, scores, which):
-        if not np.isfinite(scores).all():
-            raise TrainingError(f"the model produced non-finite {which} scores; refit with a lower "
-                                f"learning rate (lr={self.lr}) or fewer epochs")
+        finite = np.isfinite(scores)
+        if finite.all():
+            return
+        rows = np.flatnonzero(~finite)
+        where = f"{scores[rows[0]]} for row {rows[0]}{_more(rows.size)}"
+        if which == "training":  # the network itself diverged
+            raise TrainingError(f"the model produced a non-finite training score ({where}); refit with a "
+                                f"lower learning rate (lr={self.lr}) or fewer epochs")
+        # inputs reach the network clipped to +-INPUT_BOUND, so this is the network, not the data
+        raise TrainingError(f"the model produced a non-finite score ({where}) although its inputs are clipped "
+                            f"to +-{INPUT_BOUND:g} (standardised units); the fitted network is numerically "
+                            "unusable on these rows: refit it, e.g. with weight_decay > 0")
 
     # ---- helpers ------------------------------------------------------------
 
@@ -509,15 +606,20 @@ class AutoEncoderDetector(BaseDetector):
         return tuple(int(h) for h in self.hidden_dims)
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
-        """Standardise (in float64, for precision) and cast to float32, chunk by chunk.
+        """Standardise (in float64, for precision), clip to ``±INPUT_BOUND`` and cast to float32, chunk by chunk.
 
         Chunks keep the float64 temporaries in cache; one pass over a large matrix
-        costs about a third of the whole-array expression.
+        costs about a third of the whole-array expression. The clip keeps a row with an
+        extreme value (1e30, 1e308) finite through the network (see ``INPUT_BOUND``).
         """
         out = np.empty(X.shape, dtype=np.float32)
-        for start in range(0, X.shape[0], _STANDARDISE_CHUNK_ROWS):
-            chunk = slice(start, start + _STANDARDISE_CHUNK_ROWS)
-            out[chunk] = (X[chunk] - self.scaler_mean_) / self.scaler_scale_
+        with np.errstate(over="ignore"):  # (1e308 - -1e308) is inf, then clipped
+            for start in range(0, X.shape[0], _STANDARDISE_CHUNK_ROWS):
+                chunk = slice(start, start + _STANDARDISE_CHUNK_ROWS)
+                values = X[chunk] - self.scaler_mean_
+                values /= self.scaler_scale_
+                np.clip(values, -INPUT_BOUND, INPUT_BOUND, out=values)
+                out[chunk] = values
         return torch.from_numpy(out).to(self.device_)
 
     def _generator(self) -> torch.Generator:
@@ -581,18 +683,24 @@ class AutoEncoderDetector(BaseDetector):
 
     # ---- persistence --------------------------------------------------------
 
-    def save(self, path) -> None:
-        """Save the fitted detector to ``path`` (JSON metadata + safetensors; no pickle)."""
+    def save(self, path, signing_key=None) -> None:
+        """Save the fitted detector to ``path`` (JSON metadata + safetensors; no pickle).
+
+        ``signing_key`` (bytes or str; default ``$ADSCORE_SIGNING_KEY``) signs the file.
+        """
         from .persistence import save_detector
 
-        save_detector(self, path)
+        save_detector(self, path, signing_key=signing_key)
 
     @classmethod
-    def load(cls, path):
-        """Load a detector saved with :meth:`save`; checks that it is a ``cls``."""
+    def load(cls, path, signing_key=None):
+        """Load a detector saved with :meth:`save`; checks that it is a ``cls``.
+
+        With a ``signing_key`` (or ``$ADSCORE_SIGNING_KEY``) the file must be signed with it.
+        """
         from .persistence import load_detector
 
-        detector = load_detector(path)
+        detector = load_detector(path, signing_key=signing_key)
         if not isinstance(detector, cls):
             from .errors import ModelFileError
 
@@ -618,21 +726,37 @@ class AutoEncoderDetector(BaseDetector):
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
-        self.n_features_in_ = int(meta["n_features_in"])
-        self.seed_ = int(meta["seed"])
-        self.history_ = meta.get("history", {"loss": [], "val_loss": []})
+        """Inverse of :meth:`_fitted_state`; a bad entry is an ``InconsistentModelError``."""
+        from .errors import InconsistentModelError
+        from .persistence import require_int, require_tensor
+
+        n_features = require_int(meta, "n_features_in", minimum=1)
+        scaler_mean = require_tensor(tensors, "scaler.mean", shape=(n_features,))
+        scaler_scale = require_tensor(tensors, "scaler.scale", shape=(n_features,), positive=True)
+        scores = require_tensor(tensors, "decision_scores", ndim=1)
+        history = meta.get("history", {"loss": [], "val_loss": []})
+        if not isinstance(history, dict):
+            raise InconsistentModelError(f"state entry 'history' must be an object, got {type(history).__name__}")
+        self.n_features_in_ = n_features
+        self.seed_ = require_int(meta, "seed", minimum=0, maximum=2**63 - 2)
+        self.history_ = history
         if meta.get("n_epochs") is not None:
-            self.n_epochs_ = int(meta["n_epochs"])
+            self.n_epochs_ = require_int(meta, "n_epochs", minimum=0)
         self.device_ = str(resolve_device(self.device))
-        self.scaler_mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
-        self.scaler_scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
-        self.decision_scores_ = tensors["decision_scores"].numpy().astype(np.float64)
+        self.scaler_mean_ = scaler_mean.numpy().astype(np.float64)
+        self.scaler_scale_ = scaler_scale.numpy().astype(np.float64)
+        self.decision_scores_ = scores.numpy().astype(np.float64)
         self._set_n_classes(None)
         self._restore_extra_fitted(meta, {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
         with self._seeded():
             net = self._build_net(self.n_features_in_)
         state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-        net.load_state_dict(state)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise InconsistentModelError(f"its network weights do not fit a {type(self).__name__} with the saved "
+                                         f"parameters ({detail[:300]})") from None
         self.net_ = net.to(self.device_)
 
     def _extra_fitted_meta(self) -> dict:
@@ -647,13 +771,58 @@ class AutoEncoderDetector(BaseDetector):
         """Inverse of :meth:`_extra_fitted_meta` / :meth:`_extra_fitted_tensors`."""
 
 
+def column_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) standard deviation, without overflow.
+
+    Columns whose plain statistics overflow (values near 1e155 and beyond, whose squares
+    exceed float64) are computed again after dividing the column by its largest
+    magnitude, then scaled back: the mean and standard deviation of a column never
+    exceed its largest magnitude, so both are finite for any finite data. Other
+    columns keep numpy's plain result, bit for bit.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+    overflowed = ~(np.isfinite(mean) & np.isfinite(std))
+    if overflowed.any():
+        columns = X[:, overflowed]
+        peak = np.abs(columns).max(axis=0)
+        unit = columns / peak
+        mean[overflowed] = unit.mean(axis=0) * peak
+        std[overflowed] = unit.std(axis=0) * peak
+    return mean, std
+
+
 def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and scale; constant features get scale 1 so they standardise to 0."""
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    constant = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))
-    scale[constant] = 1.0
+    """Per-feature centre (the mean) and scale (the standard deviation with a floor).
+
+    See the ``standardize`` parameter of :class:`AutoEncoderDetector` for the rule.
+    """
+    mean, std = column_statistics(X)
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    half_range = X.max(axis=0) / 2 - X.min(axis=0) / 2  # finite even for data spanning +-1e308
+    floor = np.zeros_like(std)
+    varying = ~constant
+    if varying.any():
+        typical_std = float(np.median(std[varying]))
+        typical_fill = float(np.median(std[varying] / half_range[varying]))  # std / (range / 2), in (0, 1]
+        with np.errstate(over="ignore"):
+            floor = np.maximum(SCALE_FLOOR_POOLED * typical_std, SCALE_FLOOR_RANGE * typical_fill * half_range)
+        floor = np.minimum(floor, np.finfo(np.float64).max)
+    scale = np.maximum(std, floor)
+    scale[constant] = floor[constant]
+    scale[~(scale > 0)] = 1.0  # every feature constant, or a floor of 0
     return mean, scale
+
+
+def _check_raw_bound(X: np.ndarray, names) -> None:
+    """With ``standardize=False`` the network sees raw values, which must lie within ``±INPUT_BOUND``."""
+    outside = np.abs(X) > INPUT_BOUND
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise DataError(f"X contains {X[row, col]:g} in feature {_column_name(names, col)!r} at row {row}: with "
+                        f"standardize=False the network sees raw values, which must lie within +-{INPUT_BOUND:g}; "
+                        "use standardize=True or rescale the data")
 
 
 def _activity_modules(net) -> list:

@@ -372,11 +372,26 @@ class Ensemble(BaseDetector):
 
     # ---- persistence --------------------------------------------------------
 
-    def save(self, path) -> None:
-        """Save the fitted ensemble (members included) to one safe model file."""
+    def save(self, path, signing_key=None) -> None:
+        """Save the fitted ensemble (members included) to one safe model file.
+
+        ``signing_key`` (bytes or str; default ``$ADSCORE_SIGNING_KEY``) signs the file;
+        one signature covers every member.
+        """
         from .persistence import save_detector
 
-        save_detector(self, path)
+        save_detector(self, path, signing_key=signing_key)
+
+    @classmethod
+    def load(cls, path, signing_key=None):
+        """Load an ensemble saved with :meth:`save` (its signature checked when a key is set)."""
+        from .errors import ModelFileError
+        from .persistence import load_detector
+
+        detector = load_detector(path, signing_key=signing_key)
+        if not isinstance(detector, cls):
+            raise ModelFileError(f"{path} holds a {type(detector).__name__}, not a {cls.__name__}")
+        return detector
 
     def _fitted_state(self) -> tuple[dict, dict]:
         """Each member's own (metadata, tensors), nested under ``member{i}.`` tensor prefixes."""
@@ -398,24 +413,70 @@ class Ensemble(BaseDetector):
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
-        from .errors import ModelFileError
-        from .persistence import detector_from_state
+        """Inverse of :meth:`_fitted_state`; a bad entry is an ``InconsistentModelError``."""
+        from .errors import InconsistentModelError
+        from .persistence import detector_from_state, require_int, require_tensor
+        from .registry import get_registry
 
-        self.n_features_in_ = int(meta["n_features_in"])
-        self.member_names_ = list(meta["member_names"])
-        if len(meta["members"]) != len(self.member_names_):
-            raise ModelFileError("the ensemble model file is damaged: member count mismatch")
+        n_features = require_int(meta, "n_features_in", minimum=1)
+        names, members_meta = meta.get("member_names"), meta.get("members")
+        expected = self._member_names()  # the `detectors` parameter, already checked
+        if names != expected:
+            raise InconsistentModelError(f"its members {names!r} are not its `detectors` parameter {expected!r}")
+        if not isinstance(members_meta, list) or len(members_meta) != len(names) \
+                or not all(isinstance(m, dict) for m in members_meta):
+            raise InconsistentModelError(f"it must hold one saved detector per member ({len(names)})")
         members = []
-        for i, (name, member_meta) in enumerate(zip(self.member_names_, meta["members"])):
+        for i, (name, member_meta) in enumerate(zip(names, members_meta)):
+            saved_as = member_meta.get("detector")
+            try:
+                saved_name = get_registry().resolve(saved_as).name
+            except AdscoreError:
+                saved_name = None
+            # checked before loading the member, so that a member cannot nest another ensemble
+            if saved_name != name:
+                raise InconsistentModelError(f"member {i} is saved as {saved_as!r}, not as {name!r}")
             prefix = f"member{i}."
             member_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            members.append(detector_from_state(member_meta, member_tensors, source=f"ensemble member {name!r}"))
+            member = detector_from_state(member_meta, member_tensors, source=f"ensemble member {name!r}")
+            width = getattr(member, "n_features_in_", n_features)
+            if width != n_features:
+                raise InconsistentModelError(f"member {name!r} was fitted on {width} features, the ensemble "
+                                             f"on {n_features}")
+            members.append(member)
+        scores = require_tensor(tensors, "decision_scores", ndim=1)
+        self.n_features_in_ = n_features
+        self.member_names_ = list(names)
         self.members_ = members
-        self.buckets_ = meta.get("buckets")
-        self.normalizer_ = {k[len("norm."):]: v.numpy().astype(np.float64)
-                            for k, v in tensors.items() if k.startswith("norm.")}
-        self.decision_scores_ = tensors["decision_scores"].numpy().astype(np.float64)
+        self.buckets_ = self._restored_buckets(meta.get("buckets"), len(names))
+        self.normalizer_ = self._restored_normalizer(tensors, len(names))
+        self.decision_scores_ = scores.numpy().astype(np.float64)
         self._set_n_classes(None)
+
+    def _restored_buckets(self, buckets, n_members: int):
+        """The saved AOM/MOA buckets, checked: lists of member indices for aom/moa, else None."""
+        from .errors import InconsistentModelError
+
+        if self.combine not in ("aom", "moa"):
+            return None
+        valid = isinstance(buckets, list) and buckets and all(
+            isinstance(b, list) and b and all(isinstance(i, int) and not isinstance(i, bool)
+                                              and 0 <= i < n_members for i in b) for b in buckets)
+        if not valid:
+            raise InconsistentModelError(f"combine={self.combine!r} needs buckets of member indices, "
+                                         f"got {buckets!r}")
+        return buckets
+
+    def _restored_normalizer(self, tensors: dict, n_members: int) -> dict:
+        """The saved normalisation statistics, checked against ``normalize`` and the member count."""
+        from .persistence import require_tensor
+
+        if self.normalize == "rank":
+            return {"sorted": require_tensor(tensors, "norm.sorted", shape=(None, n_members))
+                    .numpy().astype(np.float64)}
+        return {"loc": require_tensor(tensors, "norm.loc", shape=(n_members,)).numpy().astype(np.float64),
+                "scale": require_tensor(tensors, "norm.scale", shape=(n_members,), positive=True)
+                .numpy().astype(np.float64)}
 
 
 @hookimpl

@@ -1,52 +1,188 @@
-"""The safe model file format: one safetensors file with JSON metadata, never a pickle.
+"""The model file format: one safetensors file with JSON metadata, never a pickle.
 
-Layout: a standard safetensors file whose ``__metadata__`` holds one key,
-``adscore``, a JSON document with the detector's registered name, its parameters,
-feature names, threshold, versions, its fitted non-tensor state and a SHA-256 content
-hash over that document and every tensor. Loading checks the hash before anything is
-built, resolves the detector class through the plugin registry only (a file cannot
-name arbitrary code to import), and never unpickles.
+Layout
+------
+A standard safetensors file whose ``__metadata__`` holds one key, ``adscore``: a
+JSON document with the detector's registered name, its parameters, feature names,
+threshold, versions and fitted non-tensor state, a SHA-256 ``content_sha256`` over
+that document and every tensor (name, dtype, shape and bytes), and, in a signed
+file, an HMAC-SHA256 ``hmac_sha256`` of that hash.
 
-Our autoencoder detectors store their network weights and arrays as tensors. PyOD's
-classic detectors (Isolation Forest, KNN, ...) are serialised with skops, which
-rebuilds scikit-learn objects from a schema without pickle; on loading only types
-from scikit-learn, PyOD, NumPy and SciPy, and the registered detector class itself,
-are accepted.
+What loading guarantees
+-----------------------
+- **No code named by the file runs.** Nothing is unpickled or ``eval``-ed. The
+  detector class is resolved through the plugin registry only, so a file can name a
+  registered detector but not arbitrary code.
+- **The content hash detects corruption, not malice.** A truncated or damaged file is
+  refused, but anyone can edit a file and recompute the hash.
+- **Signing detects tampering by anyone without the key.** With a shared secret
+  configured (``signing_key=``, or the ``ADSCORE_SIGNING_KEY`` environment variable,
+  or ``--sign-key-file`` on the command line) files are signed when saved, and unsigned
+  files, files signed with another key and files changed after signing are refused
+  before anything is built. Without a key, signed and unsigned files both load and
+  signatures are not checked. Whoever holds the key can sign anything.
+- **PyOD's classic detectors** (Isolation Forest, KNN, ...) are stored as a skops
+  payload. Before skops sees it, the payload is checked against an exact allow-list
+  of (skops loader, fully qualified type) pairs, :data:`SKOPS_ALLOWED_NODES`: the
+  containers, NumPy arrays and the scikit-learn/PyOD classes that the registered
+  PyOD baselines contain, and nothing that calls a function (no ``FunctionNode``,
+  ``ReduceNode``, ``ConstructorFromReduceNode``, ...). The top-level object must be
+  the class the metadata names; the zip may hold only ``schema.json`` and the
+  uncompressed ``.npy`` arrays the schema refers to, and sizes and nesting are
+  capped. scikit-learn's compiled trees and nearest-neighbour indexes index memory
+  without bounds checks, so their index arrays are checked before use.
+- **A hash-valid file that does not describe a working detector** (wrong types,
+  unknown or invalid parameters, missing tensors, wrong shapes, non-finite scores)
+  is a :class:`~pyod_ae_ext.errors.ModelFileError`, never a traceback.
+
+What it does not guarantee: that the numbers in an unsigned file from someone else
+are the ones a fit produced. A crafted file built only from allowed types can still
+score data wrongly, or be large enough to exhaust memory. Use signing for model
+files that cross a trust boundary.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import math
+import numbers
+import os
 import platform
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import AdscoreError, ModelFileError
+from .errors import (REFIT_ADVICE, STATE_ERRORS, AdscoreError, DeviceError, InconsistentModelError, ModelFileError,
+                     ParameterError, UnknownDetectorError, describe_exception, inconsistent)
 from .outputs import write_output
+from .skops_guard import (check_compiled_structures, check_skops_payload, list_refused,
+                          refused_nodes, skops_node_types)
 
 FORMAT = "adscore-model"
 FORMAT_VERSION = 1
-_TRUSTED_MODULE_PREFIXES = ("sklearn.", "pyod.", "numpy.", "scipy.", "builtins.", "collections.")
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+_HASH_FIELD = "content_sha256"
+_SIGNATURE_FIELD = "hmac_sha256"
+
+SIGNING_KEY_ENV = "ADSCORE_SIGNING_KEY"
+MIN_SIGNING_KEY_BYTES = 16
+_SIGNATURE_DOMAIN = b"adscore-model-hmac-sha256-v1\n"
+_KEY_SOURCES = f"{SIGNING_KEY_ENV} / --sign-key-file"
+_KEY_HOWTO = "generate one with: python -c \"import secrets; print(secrets.token_hex(32))\""
 
 
 # --------------------------------------------------------------------------
 # public API
 
 
-def save_detector(detector, path) -> None:
-    """Save a fitted detector to ``path`` atomically (temporary file + rename)."""
+def save_detector(detector, path, signing_key=None) -> None:
+    """Save a fitted detector to ``path`` atomically (temporary file + rename).
+
+    Parameters
+    ----------
+    detector : a fitted detector registered with adscore
+    path : str or path-like
+    signing_key : bytes, str or None
+        Shared secret to sign the file with (HMAC-SHA256); None uses
+        ``$ADSCORE_SIGNING_KEY`` when set, else the file is not signed.
+    """
+    key = resolve_signing_key(signing_key)
     meta, tensors = detector_to_state(detector)
-    write_model_file(path, meta, tensors)
+    write_model_file(path, meta, tensors, signing_key=key)
 
 
-def load_detector(path):
-    """Load a detector saved by :func:`save_detector`."""
-    meta, tensors = read_model_file(path)
+def load_detector(path, signing_key=None):
+    """Load a detector saved by :func:`save_detector`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    signing_key : bytes, str or None
+        When a key is given or ``$ADSCORE_SIGNING_KEY`` is set, the file must carry a
+        valid signature for it; otherwise signatures are not checked.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, damaged, unsigned or badly signed while a key is set,
+        holds types adscore does not load, or does not describe a working detector.
+    """
+    meta, tensors, _ = _read_verified(path, signing_key)
     return detector_from_state(meta, tensors, source=str(path))
+
+
+def read_metadata(path, signing_key=None) -> dict:
+    """The JSON metadata of a model file, after checking it (for ``adscore info``).
+
+    The content hash is checked, and the signature when a key is configured (as in
+    :func:`load_detector`); nothing in the file is built or imported. The result has
+    extra entries: ``content_sha256`` (the verified content hash), ``signed`` (the file
+    carries a signature) and ``signature_verified`` (it was checked against the
+    configured key).
+    """
+    meta, tensors, signature = _read_verified(path, signing_key)
+    _check_metadata(meta, str(path))
+    return {**meta, _HASH_FIELD: _content_hash(meta, tensors), "signed": signature != "unsigned",
+            "signature_verified": signature == "verified"}
+
+
+def resolve_signing_key(signing_key=None) -> bytes | None:
+    """The signing key to use: ``signing_key`` if given, else ``$ADSCORE_SIGNING_KEY``, else None.
+
+    A str is encoded as UTF-8 (the environment variable as the OS gives its bytes). A key shorter than :data:`MIN_SIGNING_KEY_BYTES` bytes
+    (an empty environment variable included) is an :class:`AdscoreError`, so that a
+    misconfigured key never silently turns verification off.
+    """
+    if signing_key is None:
+        text = os.environ.get(SIGNING_KEY_ENV)
+        if text is None:
+            return None
+        return _checked_key(os.fsencode(text), f"${SIGNING_KEY_ENV}",
+                            "; set it to a longer secret or unset it to stop signing and verifying")
+    if isinstance(signing_key, str):
+        key = signing_key.encode("utf-8")
+    elif isinstance(signing_key, (bytes, bytearray, memoryview)):
+        key = bytes(signing_key)
+    else:
+        raise AdscoreError(f"signing_key must be bytes or str, got {type(signing_key).__name__}")
+    return _checked_key(key, "the signing key")
+
+
+def read_signing_key_file(path) -> bytes:
+    """The signing key stored in the file ``path`` (for ``--sign-key-file``).
+
+    The whole file is the key, less one trailing newline (``\\n`` or ``\\r\\n``).
+
+    Raises
+    ------
+    AdscoreError
+        The file cannot be read, is empty, or holds fewer than
+        :data:`MIN_SIGNING_KEY_BYTES` bytes.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AdscoreError(f"cannot read signing key file {path}: {exc.strerror or exc}; "
+                           "check the path and its permissions") from None
+    if data.endswith(b"\r\n"):
+        data = data[:-2]
+    elif data.endswith(b"\n"):
+        data = data[:-1]
+    if not data:
+        raise AdscoreError(f"signing key file {path} is empty; write a secret of at least "
+                           f"{MIN_SIGNING_KEY_BYTES} bytes into it ({_KEY_HOWTO} > {path})")
+    return _checked_key(data, f"signing key file {path}")
+
+
+def _checked_key(key: bytes, origin: str, fix: str = "") -> bytes:
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise AdscoreError(f"{origin} is {len(key)} bytes long; a signing key must be at least "
+                           f"{MIN_SIGNING_KEY_BYTES} bytes ({_KEY_HOWTO}){fix}")
+    return key
 
 
 def detector_to_state(detector) -> tuple[dict, dict]:
@@ -81,29 +217,36 @@ def detector_to_state(detector) -> tuple[dict, dict]:
         meta["state"] = state
     else:
         meta["state"] = {"skops": True}
-        tensors = _skops_tensors(detector)
+        tensors = _skops_tensors(detector, name)
     return meta, tensors
 
 
 def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
-    """Rebuild a detector from :func:`detector_to_state` output."""
-    from .registry import get_registry
+    """Rebuild a detector from :func:`detector_to_state` output.
 
-    try:
-        spec = get_registry().resolve(meta["detector"])
-    except AdscoreError as exc:
-        raise ModelFileError(f"{source} was saved by detector {meta.get('detector')!r}, which is not "
-                             f"installed here ({exc}); install the plugin that provides it") from None
-    params = _params_from_json(meta.get("params", {}))
-    if meta.get("state", {}).get("skops"):
+    Every problem with the content is a :class:`ModelFileError` naming ``source``.
+    """
+    _check_metadata(meta, source)
+    spec = _resolve_spec(meta["detector"], source)
+    detector = _checked_instance(spec, _params_from_json(meta["params"]), source)
+    uses_skops = not hasattr(spec.cls, "_restore_fitted_state")
+    if meta["state"].get("skops", False) is not uses_skops:
+        raise inconsistent(source, f"its state is {'not ' if uses_skops else ''}a PyOD/skops state, "
+                                    f"but detector {spec.name!r} {'needs' if uses_skops else 'does not use'} one")
+    if uses_skops:
         detector = _skops_detector(tensors, spec.cls, source)
+        _check_skops_params(detector, meta["params"], spec.name, source)
     else:
-        detector = spec.cls(**params)
-        detector._restore_fitted_state(meta["state"], tensors)
-    names = meta.get("feature_names")
+        _restore_fitted(detector, meta["state"], tensors, source)
+    _check_training_scores(detector, source)
+    names = meta["feature_names"]
+    n_features = _n_features(detector)
+    if names is not None and n_features is not None and len(names) != n_features:
+        raise inconsistent(source, f"it names {len(names)} features but was fitted on {n_features}")
     if names is not None:
         detector.feature_names_in_ = np.asarray(names, dtype=object)
     set_threshold(detector, meta["threshold"])
+    _check_scores_data(detector, n_features, source)
     return detector
 
 
@@ -116,27 +259,43 @@ def set_threshold(detector, threshold: float) -> None:
     detector._sigma = float(np.std(scores))
 
 
-def read_metadata(path) -> dict:
-    """The JSON metadata of a model file, after checking it is one (for ``adscore info``)."""
-    meta, _ = read_model_file(path)
-    return meta
-
-
 # --------------------------------------------------------------------------
 # file level
 
 
-def write_model_file(path, meta: dict, tensors: dict) -> None:
+def write_model_file(path, meta: dict, tensors: dict, signing_key=None) -> None:
+    """Write ``meta`` and ``tensors`` as a model file, with a fresh content hash.
+
+    ``signing_key`` (bytes or str) signs the file; unlike :func:`save_detector`, None
+    here means "do not sign" (``$ADSCORE_SIGNING_KEY`` is not consulted), and a
+    signature already in ``meta`` is kept as it is.
+    """
     from safetensors.torch import save
 
+    bad = sorted(name for name in tensors if "|" in name)
+    if bad:  # '|' separates the fields the content hash covers, see _content_hash
+        raise AdscoreError(f"tensor names must not contain '|': {', '.join(bad)}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {**meta, "content_sha256": _content_hash(meta, tensors)}
+    content_hash = _content_hash(meta, tensors)
+    meta = {**meta, _HASH_FIELD: content_hash}
+    if signing_key is not None:
+        meta[_SIGNATURE_FIELD] = _signature(content_hash, resolve_signing_key(signing_key))
     payload = save(tensors, metadata={"adscore": json.dumps(meta, sort_keys=True)})
     write_output(path, payload)
 
 
-def read_model_file(path) -> tuple[dict, dict]:
-    """Parse and verify a model file; every failure is a :class:`ModelFileError`."""
+def read_model_file(path, signing_key=None) -> tuple[dict, dict]:
+    """Parse and verify a model file (hash, and signature when a key is configured).
+
+    Every failure is a :class:`ModelFileError`.
+    """
+    meta, tensors, _ = _read_verified(path, signing_key)
+    return meta, tensors
+
+
+def _read_verified(path, signing_key) -> tuple[dict, dict, str]:
+    """(metadata, tensors, "verified" | "unverified" | "unsigned"), hash and signature checked."""
+    key = resolve_signing_key(signing_key)
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
@@ -147,12 +306,38 @@ def read_model_file(path) -> tuple[dict, dict]:
     try:
         tensors = load(data)
     except Exception as exc:
-        raise ModelFileError(f"{path} is corrupted ({exc}); refit and save the model again") from None
-    expected = meta.pop("content_sha256", None)
-    if expected is None or expected != _content_hash(meta, tensors):
+        raise ModelFileError(f"{path} is corrupted ({exc}); {REFIT_ADVICE}") from None
+    if any("|" in name for name in tensors):
+        raise ModelFileError(f"{path} is not an adscore model file: it has tensor names containing '|'")
+    stored_hash = meta.pop(_HASH_FIELD, None)
+    stored_signature = meta.pop(_SIGNATURE_FIELD, None)
+    content_hash = _content_hash(meta, tensors)
+    if stored_hash != content_hash:
         raise ModelFileError(f"{path} failed its integrity check (content hash mismatch): the file was "
-                             "modified or damaged; refit and save the model again")
-    return meta, tensors
+                             f"modified or damaged; {REFIT_ADVICE}")
+    return meta, tensors, _check_signature(stored_signature, content_hash, key, path)
+
+
+def _check_signature(stored, content_hash: str, key: bytes | None, path) -> str:
+    if key is None:
+        return "unsigned" if stored is None else "unverified"
+    if stored is None:
+        raise ModelFileError(f"{path} is not signed, but a signing key is configured ({_KEY_SOURCES}): "
+                             "it was saved without the key; save it again with the key from a source "
+                             "you trust, or unset the key to load unsigned files")
+    expected = _signature(content_hash, key).encode()
+    given = stored.encode("utf-8", "backslashreplace") if isinstance(stored, str) else b""
+    if not hmac.compare_digest(given, expected):
+        raise ModelFileError(f"{path}: signature does not match the configured key ({_KEY_SOURCES}): "
+                             "the file was changed after it was signed, or signed with another key; "
+                             "do not use it, or load it with the key it was signed with")
+    return "verified"
+
+
+def _signature(content_hash: str, key: bytes) -> str:
+    # The content hash covers the metadata (less hash and signature) and every tensor,
+    # so one MAC over it covers the whole file, ensemble members included.
+    return hmac.new(key, _SIGNATURE_DOMAIN + content_hash.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _parse_metadata(data: bytes, path) -> dict:
@@ -164,7 +349,7 @@ def _parse_metadata(data: bytes, path) -> dict:
         raise ModelFileError(not_ours)
     if 8 + header_len > len(data):
         raise ModelFileError(f"{path} is truncated ({len(data)} bytes, header alone needs "
-                             f"{8 + header_len}); refit and save the model again")
+                             f"{8 + header_len}); {REFIT_ADVICE}")
     try:
         header = json.loads(data[8:8 + header_len])
         meta = json.loads(header["__metadata__"]["adscore"])
@@ -172,21 +357,184 @@ def _parse_metadata(data: bytes, path) -> dict:
         raise ModelFileError(not_ours) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(not_ours)
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} uses model format version {meta['format_version']}, newer than this "
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(f"{not_ours}: its format_version is {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} uses model format version {version}, newer than this "
                              f"pyod-ae-ext understands ({FORMAT_VERSION}); upgrade pyod-ae-ext")
     return meta
 
 
 def _content_hash(meta: dict, tensors: dict) -> str:
+    # Unambiguous as long as tensor names contain no '|': the JSON document delimits
+    # itself, and each tensor's dtype and shape fix the length of its bytes.
     digest = hashlib.sha256()
-    body = {k: v for k, v in meta.items() if k != "content_sha256"}
+    body = {k: v for k, v in meta.items() if k not in (_HASH_FIELD, _SIGNATURE_FIELD)}
     digest.update(json.dumps(body, sort_keys=True).encode())
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# checking the content before anything is built
+
+
+def _check_metadata(meta: dict, source: str) -> None:
+    """Types of the top-level entries, so that nothing below trips over them."""
+    problem = _metadata_problem(meta)
+    if problem:
+        raise inconsistent(source, problem)
+
+
+def _metadata_problem(meta: dict) -> str | None:
+    detector, params, threshold = meta.get("detector"), meta.get("params"), meta.get("threshold")
+    names, state, versions = meta.get("feature_names"), meta.get("state"), meta.get("versions", {})
+    if not isinstance(detector, str):
+        return f"'detector' must be a detector name (a string), got {_short(detector)}"
+    if not isinstance(params, dict):
+        return f"'params' must be an object of parameters, got {_short(params)}"
+    if not _is_finite_number(threshold):
+        return f"'threshold' must be a finite number, got {_short(threshold)}"
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        return f"'feature_names' must be a list of strings or null, got {_short(names)}"
+    if not isinstance(state, dict):
+        return f"'state' must be an object, got {_short(state)}"
+    if not isinstance(versions, dict):
+        return f"'versions' must be an object, got {_short(versions)}"
+    return None
+
+
+def _is_finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # a JSON integer too large for a float
+        return False
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _resolve_spec(name: str, source: str):
+    from .registry import get_registry
+
+    try:
+        return get_registry().resolve(name)
+    except AdscoreError as exc:
+        raise ModelFileError(f"{source} was saved by detector {name!r}, which is not installed here "
+                             f"({exc}); install the plugin that provides it") from None
+
+
+def _checked_instance(spec, params: dict, source: str):
+    """A detector built from the saved parameters through the registry, parameters checked."""
+    from .registry import get_registry
+
+    try:
+        with warnings.catch_warnings():  # they were shown when the detector was fitted
+            warnings.simplefilter("ignore")
+            detector = get_registry().make(spec.name, **params)
+            if hasattr(detector, "check_params"):
+                detector.check_params()
+    except UnknownDetectorError as exc:  # an ensemble member that is not installed
+        raise ModelFileError(f"{source} needs a detector that is not installed here ({exc}); "
+                             "install the plugin that provides it") from None
+    except DeviceError:
+        raise
+    except (ParameterError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{source} holds invalid parameters for {spec.name}: {exc}; {REFIT_ADVICE}") from None
+    return detector
+
+
+def _restore_fitted(detector, state: dict, tensors: dict, source: str) -> None:
+    """``detector._restore_fitted_state``, with every failure a :class:`ModelFileError`."""
+    try:
+        detector._restore_fitted_state(state, tensors)
+    except InconsistentModelError as exc:
+        raise inconsistent(source, str(exc)) from None
+    except ModelFileError as exc:  # from a nested member, which names itself
+        raise ModelFileError(f"{source}: {exc}") from None
+    except AdscoreError:
+        raise
+    except STATE_ERRORS as exc:  # the safety net behind the explicit checks
+        raise inconsistent(source, describe_exception(exc)) from None
+
+
+def _n_features(detector) -> int | None:
+    """The number of features ``detector`` was fitted on, where it (or its scikit-learn estimator) records it."""
+    for holder in (detector, getattr(detector, "detector_", None), getattr(detector, "neigh_", None)):
+        value = getattr(holder, "n_features_in_", None)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def _check_training_scores(detector, source: str) -> None:
+    try:
+        scores = np.asarray(detector.decision_scores_, dtype=np.float64)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise inconsistent(source, f"it has no usable training scores ({describe_exception(exc)})") from None
+    if scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():
+        raise inconsistent(source, "its training scores must be a non-empty 1-D array of finite numbers")
+
+
+def _check_scores_data(detector, n_features: int | None, source: str) -> None:
+    """Score two rows of zeros: what the file holds must be able to score data."""
+    if n_features is None:
+        return
+    try:
+        scores = np.asarray(detector.decision_function(np.zeros((2, n_features))))
+    except DeviceError:
+        raise
+    except (AdscoreError, *STATE_ERRORS) as exc:
+        raise inconsistent(source, f"it cannot score data ({describe_exception(exc)})") from None
+    if scores.shape != (2,):
+        raise inconsistent(source, f"it scores 2 rows as an array of shape {scores.shape}")
+
+
+def require_int(state: dict, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``state[key]`` as an int within bounds, or an :class:`InconsistentModelError`."""
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InconsistentModelError(f"state entry {key!r} must be an integer, got {_short(value)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
+        raise InconsistentModelError(f"state entry {key!r} is {value}, outside {bounds}")
+    return int(value)
+
+
+def require_tensor(tensors: dict, name: str, shape: tuple | None = None, ndim: int | None = None,
+                   finite: bool = True, positive: bool = False, nonempty: bool = True) -> torch.Tensor:
+    """``tensors[name]`` checked for presence, a real dtype, shape and values.
+
+    ``shape`` may hold None for "any length" in a dimension. Failures are an
+    :class:`InconsistentModelError` naming the tensor.
+    """
+    if name not in tensors:
+        raise InconsistentModelError(f"tensor {name!r} is missing")
+    tensor = tensors[name]
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise InconsistentModelError(f"tensor {name!r} has dtype {tensor.dtype}, expected real numbers")
+    actual = tuple(tensor.shape)
+    if shape is not None and (len(actual) != len(shape)
+                              or any(want is not None and got != want for got, want in zip(actual, shape))):
+        wanted = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise InconsistentModelError(f"tensor {name!r} has shape {actual}, expected {wanted}")
+    if ndim is not None and len(actual) != ndim:
+        raise InconsistentModelError(f"tensor {name!r} has {len(actual)} dimensions, expected {ndim}")
+    if nonempty and tensor.numel() == 0:
+        raise InconsistentModelError(f"tensor {name!r} is empty")
+    if tensor.is_floating_point() and finite and not bool(torch.isfinite(tensor).all()):
+        raise InconsistentModelError(f"tensor {name!r} holds NaN or infinite values")
+    if positive and tensor.numel() and not bool((tensor > 0).all()):
+        raise InconsistentModelError(f"tensor {name!r} must be positive")
+    return tensor
 
 
 # --------------------------------------------------------------------------
@@ -229,7 +577,7 @@ def _encode(value):
 def _params_from_json(params: dict) -> dict:
     def decode(value):
         if isinstance(value, dict):
-            if set(value) == {"__tuple__"}:
+            if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
                 return tuple(decode(v) for v in value["__tuple__"])
             return {k: decode(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -248,36 +596,54 @@ def _feature_names(detector):
 # PyOD / scikit-learn detectors through skops
 
 
-def _skops_tensors(detector) -> dict:
+def _skops_tensors(detector, name: str) -> dict:
     import skops.io
 
     payload = skops.io.dumps(detector)
+    # never write a file that load_detector would refuse
+    root, nodes = skops_node_types(payload, f"detector {name!r}")
+    refused = refused_nodes(root, nodes, type(detector))
+    if refused:
+        raise AdscoreError(f"cannot save detector {name!r}: its fitted state holds object types adscore does "
+                           f"not load back: {list_refused(refused)}; choose other parameters (e.g. another "
+                           "metric), or report the types if these parameters should be supported")
     return {"skops": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
 
 
 def _skops_detector(tensors: dict, expected_cls, source: str):
     import skops.io
 
-    if "skops" not in tensors:
-        raise ModelFileError(f"{source} is damaged: its detector state is missing")
-    payload = tensors["skops"].numpy().tobytes()
+    payload = _skops_payload(tensors, source)
+    trusted = check_skops_payload(payload, expected_cls, source)
     try:
-        types = skops.io.get_untrusted_types(data=payload)
+        detector = skops.io.loads(payload, trusted=trusted)
     except Exception as exc:
-        raise ModelFileError(f"{source} is damaged ({exc})") from None
-    # The registered class itself is trusted: it is code the user installed as a plugin.
-    registered = f"{expected_cls.__module__}.{expected_cls.__qualname__}"
-    untrusted = [t for t in types if not t.startswith(_TRUSTED_MODULE_PREFIXES) and t != registered]
-    if untrusted:
-        raise ModelFileError(f"{source} contains object types adscore does not load: {', '.join(untrusted)}")
-    try:
-        detector = skops.io.loads(payload, trusted=types)
-    except Exception as exc:
-        raise ModelFileError(f"{source} is damaged ({exc})") from None
+        raise ModelFileError(f"{source} is damaged ({describe_exception(exc)}); {REFIT_ADVICE}") from None
     if type(detector) is not expected_cls:
         raise ModelFileError(f"{source} holds a {type(detector).__name__}, not the "
-                             f"{expected_cls.__name__} its metadata names")
+                             f"{expected_cls.__name__} its metadata names; {REFIT_ADVICE}")
+    check_compiled_structures(detector, source)
     return detector
+
+
+def _skops_payload(tensors: dict, source: str) -> bytes:
+    tensor = tensors.get("skops")
+    if tensor is None:
+        raise inconsistent(source, "tensor 'skops' (the detector's fitted state) is missing")
+    if tensor.dtype != torch.uint8 or tensor.dim() != 1:
+        raise inconsistent(source, f"tensor 'skops' must be 1-D uint8 bytes, got {tensor.dtype} "
+                                    f"of shape {tuple(tensor.shape)}")
+    return tensor.numpy().tobytes()
+
+
+def _check_skops_params(detector, saved: dict, name: str, source: str) -> None:
+    try:
+        actual = _jsonable_params(detector.get_params(deep=False), name)
+    except Exception as exc:
+        raise inconsistent(source, f"its PyOD state has unusable parameters ({describe_exception(exc)})") from None
+    if actual != saved:
+        differ = sorted(k for k in set(actual) | set(saved) if actual.get(k, ...) != saved.get(k, ...))
+        raise inconsistent(source, f"its parameters ({', '.join(differ)}) differ from those of its PyOD state")
 
 
 def _version_of(distribution: str) -> str:

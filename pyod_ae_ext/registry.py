@@ -16,7 +16,7 @@ import pluggy
 from pyod.models.base import BaseDetector
 
 from . import hookspecs
-from .errors import DuplicateDetectorError, ParameterError, UnknownDetectorError
+from .errors import AdscoreError, DuplicateDetectorError, ParameterError, UnknownDetectorError
 
 
 class PluginLoadWarning(UserWarning):
@@ -152,7 +152,13 @@ class Registry:
                 f"unknown parameter(s) {', '.join(map(repr, unknown))} for detector "
                 f"{spec.name!r}; valid parameters: {', '.join(sorted(allowed))}"
             )
-        return spec.cls(**params)
+        try:
+            return spec.cls(**params)
+        except AdscoreError:
+            raise
+        except (ValueError, TypeError) as exc:  # PyOD checks some parameters in __init__
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ParameterError(f"invalid parameter for detector {spec.name!r}: {message}") from None
 
     def name_of(self, detector) -> str | None:
         """Registered name of a detector instance's class, or None."""

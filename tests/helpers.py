@@ -11,3 +11,13 @@ def fast_detector(name, **params):
     merged = {k: v for k, v in FAST_PARAMS.items() if k in accepted}
     merged.update(params)
     return spec.cls(**merged)
+
+
+def assert_clean_error(result, *fragments):
+    """A CliRunner result that is one ``Error:`` line on stderr, exit status 2, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_clean_error
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 import pyod_ae_ext
@@ -221,15 +222,6 @@ def run(runner, *args, **kwargs):
     return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
 
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 ENSEMBLE_ARGS = ("-d", "toll", "-d", "iforest", "-d", "ecod", "-p", "toll.epochs=5", "-p", "toll.hidden_dims=[8]",
                  "-p", "isolation-forest.n_estimators=20", "--seed", 0, "--exclude", "id,label")
 
@@ -319,7 +311,7 @@ def test_explain_an_ensemble_and_refuse_a_forest(runner, data_csv, tmp_path):
 def test_threshold_then_evaluate(runner, data_csv, toll_model, tmp_path):
     before = pyod_ae_ext.load(toll_model).threshold_
     result = run(runner, "threshold", "-m", toll_model, "--label-column", "label", "--cost-false-alarm", 1,
-                 "--cost-missed", 5, data_csv)
+                 "--cost-missed", 5, "--in-place", data_csv)
     assert result.exit_code == 0, result.output
     assert "optimised cost (1 per false alarm + 5 per missed anomaly)" in result.stdout
     model = pyod_ae_ext.load(toll_model)

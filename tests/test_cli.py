@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import assert_clean_error
+
 from pyod_ae_ext.cli import cli
 
 
@@ -102,15 +104,6 @@ def test_demo_and_example(runner, tmp_path):
 
 
 # ---- bad input: one line, exit 2, no traceback, no output file ---------------
-
-
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def bad_fit(runner, tmp_path, data, *args):

@@ -60,18 +60,26 @@ def test_score_is_rho_minus_svm_margin():
     np.testing.assert_allclose(det.decision_function(X), expected.double().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("nu", [0.1, 0.3])
-def test_nu_property_fraction_outside_boundary(nu):
-    """After training, about a fraction nu of the training rows lie outside (score > 0).
+def test_nu_property_fraction_outside_boundary(nu, seed):
+    """The nu-property holds exactly on the training rows, for any seed.
 
-    At a stationary point in rho, d/d rho = -1 + #{outside} / (nu N) = 0. Minibatch Adam
-    only hovers around it (and the encoder moves jointly), hence the tolerance.
+    After training, rho is set to its exact minimiser given the network, the
+    ceil(nu N)-th smallest margin: fewer than nu N rows lie outside (score > 0) and at
+    least nu N on or outside the boundary (Schoelkopf et al. 2001, Prop. 4). Minibatch
+    Adam alone left 0.16-0.38 outside for nu = 0.3 across seeds.
     """
     X = blob(n=600, d=4, seed=1)
-    det = DeepOCSVM(nu=nu, epochs=200, random_state=0).fit(X)
-    outside = (det.decision_scores_ > 0).mean()
-    assert abs(outside - nu) < 0.06, outside
+    det = DeepOCSVM(nu=nu, epochs=60, random_state=seed).fit(X)
+    scores = det.decision_scores_
+    n = len(scores)
+    assert nu - 1 / n - 1e-12 <= (scores > 0).mean() < nu
+    assert (scores >= 0).mean() >= nu - 1e-12
     assert det.rho_ > 0
+    # rho_ is the ceil(nu N)-th smallest training margin w^T phi(E(x))
+    margins = det.rho_ - scores
+    assert det.rho_ == pytest.approx(np.sort(margins)[math.ceil(nu * n) - 1], abs=1e-6)
 
 
 def test_loss_mean_is_paper_objective():

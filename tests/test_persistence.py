@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pyod_ae_ext
-from pyod_ae_ext import persistence
+from pyod_ae_ext import outputs, skops_guard
 from pyod_ae_ext.errors import ModelFileError
 from pyod_ae_ext.plugins.toll import Toll
 
@@ -91,7 +91,7 @@ def test_interrupted_save_keeps_the_old_file(saved, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(persistence.os, "replace", explode)
+    monkeypatch.setattr(outputs.os, "replace", explode)
     with pytest.raises(KeyboardInterrupt):
         detector.save(path)
     assert path.read_bytes() == before
@@ -114,8 +114,10 @@ def test_pyod_baseline_model_rejects_untrusted_types(blobs, tmp_path, monkeypatc
     detector = pyod_ae_ext.make_detector("iforest", random_state=0, n_estimators=5).fit(blobs[0])
     path = tmp_path / "forest.adscore"
     pyod_ae_ext.save(detector, path)
-    monkeypatch.setattr(persistence, "_TRUSTED_MODULE_PREFIXES", ("numpy.",))
-    with pytest.raises(ModelFileError, match="object types adscore does not load"):
+    narrower = skops_guard.SKOPS_ALLOWED_NODES - {("ObjectNode", "sklearn.ensemble._iforest.IsolationForest")}
+    monkeypatch.setattr(skops_guard, "SKOPS_ALLOWED_NODES", narrower)
+    with pytest.raises(ModelFileError, match="object types adscore does not load: "
+                                             r"sklearn.ensemble._iforest.IsolationForest \(via ObjectNode\)"):
         pyod_ae_ext.load(path)
 
 
