@@ -24,6 +24,12 @@ on the data they would change, with everything else at the defaults a user gets:
     typical feature's spread fills): where features fill their ranges alike (Gaussian
     columns) the floor barely bites; where they differ widely (pixels: rarely inked
     border pixels against busy centre ones) it scales sparse features by their range.
+``fillqt:Q``
+    as ``fillq:Q`` with the range taken between the second smallest and the second
+    largest value, so that a single extreme training value does not set it.
+``fqd:D``
+    ``fillqt:0.9`` with the reference fill divided by ``D``: features filling their
+    spread at least ``1/D`` as well as the best-filled tenth keep their std.
 ``x:C``
     ``scale_j = C * std_j``: a control, the same weights for every feature but inputs
     ``1/C`` times smaller (separates the effect of input magnitude on training).
@@ -31,6 +37,9 @@ on the data they would change, with everything else at the defaults a user gets:
     then divide every scale by the median over non-constant features of
     ``scale_j / std_j``, so the typical feature keeps its plain z-score and only the
     relative weights change.
+``...+const:V``
+    constant features get scale ``V`` (e.g. 1, the engine before issue 9) instead of
+    the floor.
 ``pool:C1+range:C2``
     both floors (the larger applies).
 ``engine``
@@ -47,6 +56,14 @@ Experiments:
     (:func:`pyod_ae_ext.benchmarking.run_cell`), test ROC-AUC/AP. A cell whose fitted
     scaler (mean and scale) is identical to the ``std`` rule's is not refitted: its
     result is the ``std`` cell's (marked ``same_as``), since fits are deterministic.
+
+``suite RULE accuracy ...``
+    the accuracy suite itself (every family) with the scaler replaced by ``RULE``:
+    ``python -m benchmarks.robust_scaling suite fillq:0.9 accuracy --out DIR ...``.
+
+``compare BEFORE_DIR AFTER_DIR``
+    side-by-side tables of two accuracy-suite results folders (same splits and seeds):
+    mean ROC-AUC and AP per family before and after, and the change per dataset.
 
 Run ``python -m benchmarks.robust_scaling mnist|adbench|report [options]``; results are
 appended to ``benchmarks/results/robust_scaling/candidates.jsonl`` (a rerun skips
@@ -92,7 +109,7 @@ def make_rule(spec: str):
         return None
     parts = [] if spec == "std" else [p.split(":") for p in spec.split("+")]
     for kind, _ in parts:
-        if kind not in ("pool", "range", "rel", "x", "norm", "fillq"):
+        if kind not in ("pool", "range", "rel", "x", "norm", "fillq", "fillqt", "fqd", "const"):
             raise SystemExit(f"unknown rule part {kind!r} in {spec!r}")
 
     def rule(X):
@@ -103,10 +120,20 @@ def make_rule(spec: str):
             if kind == "pool":
                 reference = float(np.median(std[~constant])) if (~constant).any() else 0.0
                 floor = np.maximum(floor, c * reference)
-            elif kind == "fillq":
-                spread = X.max(axis=0) - X.min(axis=0)
-                fill = std[~constant] / spread[~constant]
-                reference = float(np.quantile(fill, c)) if fill.size else 0.0
+            elif kind in ("fillq", "fillqt", "fqd"):
+                divisor = 1.0
+                if kind == "fqd":
+                    divisor, c = c, 0.9
+                if kind == "fillq" or X.shape[0] < 4:
+                    spread = X.max(axis=0) - X.min(axis=0)
+                else:  # second largest minus second smallest: one extreme row does not set it
+                    ends = np.partition(X, [1, X.shape[0] - 2], axis=0)
+                    spread = ends[-2] - ends[1]
+                spread_out = ~constant & (spread > 0)
+                fill = std[spread_out] / spread[spread_out]
+                if kind != "fillq":  # as the engine: a std above half the spread is one extreme value's
+                    fill = fill[fill <= 0.5]
+                reference = float(np.quantile(fill, c)) / divisor if fill.size else 0.0
                 floor = np.maximum(floor, reference * spread)
             elif kind == "range":
                 floor = np.maximum(floor, c * (X.max(axis=0) - X.min(axis=0)))
@@ -121,6 +148,9 @@ def make_rule(spec: str):
             if kind == "norm" and (~constant).any():  # the median feature keeps its z-score
                 scale = scale / float(np.median(scale[~constant] / std[~constant]))
         scale[constant] = np.where(floor[constant] > 0, floor[constant], 1.0)
+        for kind, value in parts:
+            if kind == "const":  # constant features: this scale instead of the floor
+                scale[constant] = float(value)
         scale[scale <= 0] = 1.0
         return mean, scale
 
@@ -274,9 +304,83 @@ def render(records) -> str:
     return "\n".join(parts) if parts else "No results yet.\n"
 
 
+def compare(before_dir: Path, after_dir: Path, labels=("before", "after")) -> str:
+    """Side-by-side tables of two accuracy-suite results folders (the same splits and seeds)."""
+    def cells(folder):
+        records = read_records(Path(folder) / "accuracy.jsonl")
+        return {(r["protocol"], r["detector"], r["dataset"], r["seed"]): r for r in records
+                if r.get("kind") == "cell" and not r.get("error")}
+
+    old, new = cells(before_dir), cells(after_dir)
+    shared = sorted(set(old) & set(new))
+    parts = []
+    for protocol in sorted({k[0] for k in shared}):
+        keys = [k for k in shared if k[0] == protocol]
+        detectors = list(dict.fromkeys(k[1] for k in sorted(keys, key=lambda k: k[1])))
+        datasets = [d for d in ADBENCH if any(k[2] == d for k in keys)]
+        seeds = sorted({k[3] for k in keys})
+        rows, deltas_all = [], []
+        for detector in detectors:
+            mine = [k for k in keys if k[1] == detector]
+            per_dataset = {d: ([old[k]["roc_auc"] for k in mine if k[2] == d],
+                               [new[k]["roc_auc"] for k in mine if k[2] == d]) for d in datasets}
+            b = np.mean([np.mean(v[0]) for v in per_dataset.values()])
+            a = np.mean([np.mean(v[1]) for v in per_dataset.values()])
+            ap_b = np.mean([np.mean([old[k]["ap"] for k in mine if k[2] == d]) for d in datasets])
+            ap_a = np.mean([np.mean([new[k]["ap"] for k in mine if k[2] == d]) for d in datasets])
+            # paired over seeds: the standard error of the mean difference over datasets
+            diffs = np.array([np.mean(v[1]) - np.mean(v[0]) for v in per_dataset.values()])
+            deltas_all.append(diffs)
+            better = int(np.sum(diffs > 0.005))
+            worse = int(np.sum(diffs < -0.005))
+            rows.append([detector, f"{b:.3f}", f"{a:.3f}", f"{a - b:+.3f}",
+                         f"{diffs.std(ddof=1) / np.sqrt(len(diffs)):.3f}", f"{better}/{worse}",
+                         f"{ap_b:.3f}", f"{ap_a:.3f}", f"{ap_a - ap_b:+.3f}"])
+        allb = np.mean([float(r[1]) for r in rows])
+        alla = np.mean([float(r[2]) for r in rows])
+        rows.append(["**all families**", f"{allb:.3f}", f"{alla:.3f}", f"{alla - allb:+.3f}", "", "", "", "", ""])
+        parts.append(f"#### {protocol}: {len(datasets)} datasets, seeds {seeds[0]}..{seeds[-1]}, same splits\n\n"
+                     + markdown_table(["detector", f"ROC-AUC {labels[0]}", f"ROC-AUC {labels[1]}", "change",
+                                       "s.e. of change", "sets up/down > 0.005", f"AP {labels[0]}",
+                                       f"AP {labels[1]}", "change"], rows) + "\n")
+        table = []
+        for d in datasets:
+            line = [d]
+            for detector in detectors:
+                mine = [k for k in keys if k[1] == detector and k[2] == d]
+                delta = np.mean([new[k]["roc_auc"] for k in mine]) - np.mean([old[k]["roc_auc"] for k in mine])
+                line.append(f"{delta:+.3f}")
+            table.append(line)
+        parts.append(f"Change of mean ROC-AUC per dataset ({protocol}, {labels[1]} - {labels[0]}):\n\n"
+                     + markdown_table(["dataset", *detectors], table) + "\n")
+    return "\n".join(parts)
+
+
+def run_suite(argv) -> int:
+    """``suite RULE ARGS...``: run ``python -m benchmarks ARGS...`` with the engine's scaler replaced by RULE."""
+    from .__main__ import main as benchmarks_main
+
+    if len(argv) < 2:
+        raise SystemExit("usage: python -m benchmarks.robust_scaling suite RULE accuracy [options]")
+    spec, rest = argv[0], argv[1:]
+    make_rule(spec)  # check the name early
+    sys.argv = ["benchmarks", *rest]  # recorded as the run's command, with the rule below
+    log(f"running `python -m benchmarks {' '.join(rest)}` with the scale rule {spec!r}")
+    with using_rule(spec):
+        return benchmarks_main(rest)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "suite":
+        return run_suite(argv[1:])
+    if argv and argv[0] == "compare":
+        if len(argv) != 3:
+            raise SystemExit("usage: python -m benchmarks.robust_scaling compare BEFORE_DIR AFTER_DIR")
+        print(compare(Path(argv[1]), Path(argv[2])))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.robust_scaling", description=__doc__.split("\n")[0])
-    parser.add_argument("experiment", choices=("mnist", "adbench", "report"))
+    parser.add_argument("experiment", choices=("mnist", "adbench", "report", "suite", "compare"))
     parser.add_argument("--rules", nargs="+", default=["std", "engine"], help="candidate rules (see above)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="mnist: the quick schedule of rdae_mnist")

@@ -133,6 +133,13 @@ class DeepOCSVM(AutoEncoderDetector):
 
     Notes
     -----
+    The score is bounded: the code passes through ``code_activation`` (tanh by
+    default) and the SVM sees it through cosines, so a row far outside the training
+    data (an extreme value, even one the engine clips at ``INPUT_BOUND``) gets a finite
+    score, but its saturated code may land inside the boundary: unlike the
+    reconstruction-error families, AE-1SVM does not flag such rows reliably (nor a
+    training row 17 standard deviations out; tests/test_extreme_values.py).
+
     PyOD's ``AE1SVM`` trains a related network (hinge ``max(0, 1 - f(x))`` without the
     ``rho`` and ``||w||`` terms, trainable random features) but scores rows by their
     reconstruction error; this detector scores with the SVM decision value, as in the paper.

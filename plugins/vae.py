@@ -91,8 +91,10 @@ class VAE(AutoEncoderDetector):
         KL = 1/2 * sum_k (mu_k^2 + sigma_k^2 - log sigma_k^2 - 1)
         -log N(x | m, v) = 1/2 * sum_j (log(2 pi) + log v_j + (x_j - m_j)^2 / v_j)
 
-    Scores (higher = more anomalous), each with ``n_samples`` draws z_l ~ q(z|x) taken
-    from torch's RNG seeded by ``random_state`` (so repeated calls agree):
+    Scores (higher = more anomalous), each with ``n_samples`` draws
+    z_l = mu(x) + sigma(x) * eps_l ~ q(z|x), where eps_1..eps_L are fixed by
+    ``random_state`` and shared by every row (common random numbers), so a row's score
+    depends on the row alone, and repeated calls agree:
 
     ``"reconstruction_probability"`` (An & Cho 2015, Algorithm 4, in log form)
         ``-(1/L) sum_l log p(x | z_l)``: the negative Monte Carlo estimate of the
@@ -296,10 +298,24 @@ class VAE(AutoEncoderDetector):
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def _draws(self, net, x):
+        """z_l = mu(x) + sigma(x) * eps_l for the ``n_samples`` fixed draws eps_l (see :meth:`_scoring_noise`)."""
         mu, logvar = net.encode(x)
         sigma = torch.exp(0.5 * logvar)
-        for _ in range(self.n_samples):  # a loop over MC draws, each vectorised over rows
-            yield mu + sigma * torch.randn_like(mu)
+        noise = self._scoring_noise(mu.shape[1], mu.device, mu.dtype)
+        for eps in noise:  # a loop over MC draws, each vectorised over rows
+            yield mu + sigma * eps
+
+    def _scoring_noise(self, latent_dim, device, dtype):
+        """The standard-normal draws eps_1..eps_L every row is scored with, shape (n_samples, latent_dim).
+
+        The same draws for every row (common random numbers): each row's estimate is
+        still an unbiased Monte Carlo average, and a row's score depends on the row and
+        ``random_state`` alone, never on which other rows are scored with it or where
+        they sit in a batch.
+        """
+        generator = torch.Generator().manual_seed(self.seed_ + 1)
+        noise = torch.randn(self.n_samples, latent_dim, generator=generator, dtype=torch.float32)
+        return noise.to(device=device, dtype=dtype)
 
     def _mc_log_likelihood(self, net, x):
         total = sum(self._log_likelihood(net, z, x) for z in self._draws(net, x))

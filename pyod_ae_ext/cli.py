@@ -209,10 +209,18 @@ def load_model(model, key_file=None):
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
 @click.option("--verbose", "-v", is_flag=True, help="Show training progress on stderr.")
+@click.option("--sample", type=click.IntRange(min=2), metavar="N",
+              help="Fit on a random sample of N rows drawn in one pass over DATA (seeded by --seed), "
+                   "so DATA may be larger than memory.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="dask: fit the members of an ensemble in parallel on a Dask cluster (joblib's dask "
+                   "backend; needs pyod-ae-ext[dask]).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
-        contamination, seed, device, verbose, output, sign_key_file):
+        contamination, seed, device, verbose, sample, engine, scheduler, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     Several --detector options with --combine build an ensemble saved as one model
@@ -225,6 +233,8 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
       adscore fit -d ae -p epochs=100 -p hidden_dims=[128,64] --exclude label data.csv -o ae.adscore
       cat data.csv | adscore fit -d iforest -p n_estimators=300 - -o forest.adscore
       adscore fit -d toll -d iforest -d ecod --combine aom -p toll.lam=0.5 data.csv -o ens.adscore
+      adscore fit -d ae --sample 100000 --seed 0 big.parquet -o ae.adscore
+      adscore fit -d toll -d iforest --combine mean --engine dask --scheduler tcp://host:8786 data.csv -o ens.adscore
     """
     from .data import read_frame, select_training_table
     from .outputs import check_output_path
@@ -233,6 +243,12 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     if output == "-":
         raise ParameterError("a model is a binary file, not a stream: give -o MODEL.adscore")
     check_output_path(output, inputs=[data, config, sign_key_file])
+    if scheduler is not None and engine != "dask":
+        raise ParameterError("--scheduler is for --engine dask: add --engine dask, or drop --scheduler")
+    if engine == "dask":
+        from .dask import require_dask
+
+        require_dask()
     key = signing_key(sign_key_file)
     settings = read_config(config) if config else {}
     names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
@@ -246,16 +262,44 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         if verbose:
             merged.setdefault("verbose", True)
         name, detector = build_detector(names[0], merged, seed, device, contamination)
-    table = select_training_table(read_frame(data), columns, exclude, id_columns)
-    echo_err(f"fitting {name} on {table.X.shape[0]} rows x {table.X.shape[1]} features ...")
-    started = time.perf_counter()
-    fit_detector(name, detector, table.X)
+    if engine == "dask" and name != "ensemble":
+        raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
+                             "--detector options with --combine, or drop --engine dask")
+    sampled = None
+    if sample is None:
+        table = select_training_table(read_frame(data), columns, exclude, id_columns)
+        X, feature_names = table.X, table.feature_names
+        echo_err(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
+    else:
+        from .streaming import sample_file
+
+        X, feature_names, sampled = sample_file(data, sample, seed, columns, exclude, id_columns, verbose)
+        echo_err(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x "
+                 f"{X.shape[1]} features (seed {sampled['seed']}) ...")
+    if engine == "dask":
+        from .dask import joblib_on_dask
+
+        if not any(k.strip().lower() == "ensemble.n_jobs" for k in merged):
+            detector.n_jobs = -1  # every member at once, as far as the cluster's threads go
+        with joblib_on_dask(scheduler, note=echo_err):
+            started = time.perf_counter()  # the fit, not the cluster's start
+            fit_detector(name, detector, X)
+    else:
+        started = time.perf_counter()
+        fit_detector(name, detector, X)
     seconds = time.perf_counter() - started
-    detector.feature_names_in_ = np.asarray(table.feature_names, dtype=object)
+    detector.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    if sampled is not None:
+        detector.fit_sample_ = sampled
     save_detector(detector, output, signing_key=key)
     flagged = int(np.sum(detector.labels_))
     echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
              f"{len(detector.labels_)} training rows; saved {output}")
+    if sampled is not None and sampled["rows"] < sampled["of"]:
+        echo_err(f"fitted on a random sample of {sampled['rows']} of {sampled['of']} rows "
+                 f"(seed {sampled['seed']})")
+    elif sampled is not None:
+        echo_err(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
 
 
 def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):
@@ -319,36 +363,63 @@ def _build_ensemble(names, params, combine, normalize, weights, seed, device, co
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
               help="Output format (default: from the file extension, else csv).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the N highest-scoring rows, highest first.")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=65536, show_default=True, metavar="N",
+              help="Rows read and scored at a time (memory grows with N, not with DATA).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: stream DATA through this process; dask: score partitions on a Dask cluster "
+                   "(DATA may then be a glob of Parquet or CSV files; needs pyod-ae-ext[dask]).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
+@click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
 @sign_key_option
-def score(data, model, id_columns, output, fmt, top, sign_key_file):
+def score(data, model, id_columns, output, fmt, top, batch_rows, engine, scheduler, verbose, sign_key_file):
     """Score DATA with a saved model: id columns, score, label, probability.
 
     The model's feature columns are taken by name (missing ones are an error, extra
     ones are ignored). `label` is 1 where the score exceeds the model's threshold and
     `probability` is PyOD's linear outlier probability.
 
+    DATA is read, scored and written in batches of --batch-rows rows, so files larger
+    than memory work; CSV may be gzip, zstd, bz2 or lz4 compressed (.csv.gz, .csv.zst).
+    An output file appears only when every row is scored (a bad cell anywhere leaves
+    none). Progress goes to stderr when it is a terminal, or with -v.
+
     \b
     Examples:
       adscore score -m toll.adscore new.csv -o scores.csv
       adscore score -m toll.adscore --id-column id --top 20 new.csv
+      zcat big.csv.gz | adscore score -m toll.adscore - -o scores.parquet
+      adscore score -m toll.adscore --engine dask --scheduler tcp://host:8786 'part-*.parquet' -o s.parquet
     """
-    import pandas as pd
-
-    from .data import read_frame, select_scoring_table
+    from . import streaming
     from .outputs import check_output_path
 
-    check_output_path(output, inputs=[data, model, sign_key_file])
-    _output_format(output, fmt)
+    inputs = [data, model, sign_key_file]
+    if engine == "dask":
+        import glob
+
+        inputs += glob.glob(data)
+    check_output_path(output, inputs=inputs)
+    fmt = _output_format(output, fmt)
+    if scheduler is not None and engine != "dask":
+        raise ParameterError("--scheduler is for --engine dask: add --engine dask, or drop --scheduler")
+    if engine == "dask":
+        from .dask import require_dask
+
+        require_dask()
     detector = load_model(model, sign_key_file)
-    table = select_scoring_table(read_frame(data), _model_features(detector), id_columns, note=echo_err)
-    scores = detector.decision_function(table.X)
-    frame = table.ids.copy() if table.ids is not None else pd.DataFrame(index=range(len(scores)))
-    frame["score"] = scores
-    frame["label"] = (scores > detector.threshold_).astype(int)
-    frame["probability"] = _probability(detector, scores)
-    if top:
-        frame = frame.sort_values("score", ascending=False, kind="stable").head(top)
-    write_frame(frame, output, fmt)
+    features = _model_features(detector)
+    if engine == "dask":
+        from .dask import scored_files
+
+        with scored_files(detector, data, features, id_columns, scheduler, note=echo_err) as scored:
+            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose))
+        return
+    with streaming.open_source(data) as source:
+        ids = streaming.scoring_columns(source.columns, features, id_columns, note=echo_err)
+        batches = streaming.prefetch(streaming.iter_batches(source, features, ids, batch_rows))
+        scored = streaming.score_batches(detector, batches, note=echo_err)
+        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose))
 
 
 def _model_features(detector):

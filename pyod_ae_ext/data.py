@@ -184,7 +184,7 @@ def select_scoring_table(frame: pd.DataFrame, feature_names, id_columns=(), labe
 
 
 def _table(frame, features, id_columns, label_column) -> Table:
-    X = as_feature_matrix(frame[features].to_numpy(dtype=np.float64), feature_names=features, what="the data")
+    X = as_feature_matrix(frame[features], feature_names=features, what="the data")  # names <NA> cells
     ids = frame[id_columns].reset_index(drop=True) if id_columns else None
     labels = None
     if label_column:

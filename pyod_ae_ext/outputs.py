@@ -97,6 +97,71 @@ def atomic_write_bytes(path, payload: bytes) -> None:
             raise
 
 
+@contextlib.contextmanager
+def streamed_output(path):
+    """Write ``path`` piece by piece: yield a binary file handle, publish it only on success.
+
+    For a regular file the handle writes a temporary file beside ``path``; when the
+    block ends normally the temporary file is flushed, synced and renamed onto
+    ``path``. On any exception, Ctrl-C or SIGTERM (turned into an exception while the
+    block runs) the temporary file is removed and ``path`` is left as it was, so an
+    error in the millionth row of a streamed output leaves no partial file. A
+    character device or a FIFO is written through instead. Failures to create, sync
+    or rename the file are one :class:`AdscoreError`; errors raised by the block
+    itself propagate unchanged (writes that fail inside the block raise ``OSError``,
+    which the caller reports).
+
+    Examples
+    --------
+    >>> with streamed_output("scores.csv") as handle:          # doctest: +SKIP
+    ...     for chunk in chunks:
+    ...         handle.write(chunk)
+    """
+    path = Path(path)
+    if path.exists():
+        _check_existing_target(path, "output")
+        if _is_stream(path):
+            try:
+                handle = open(path, "wb")
+            except OSError as exc:
+                raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+            try:
+                yield handle
+                try:
+                    handle.close()
+                except OSError as exc:
+                    raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+            finally:
+                with contextlib.suppress(OSError):
+                    handle.close()
+            return
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
+    with _sigterm_raises():
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        handle = os.fdopen(fd, "wb")
+        try:
+            os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
+            yield handle
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+                os.replace(tmp_name, path)
+            except OSError as exc:
+                raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                handle.close()  # may fail to flush (a full disk): the file goes anyway
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+
+
 class Terminated(BaseException):
     """SIGTERM arrived while a file was being written (raised so that clean-up runs)."""
 

@@ -55,7 +55,11 @@ def test_constant_feature_is_standardised_safely(blobs):
     train = np.column_stack([train, np.full(len(train), 7.0)])
     test = np.column_stack([test, np.full(len(test), 7.0)])
     detector = AutoEncoder(epochs=2, random_state=0).fit(train)
-    assert detector.scaler_scale_[-1] == 1.0
+    # a constant feature gets the pooled floor: a tenth of the median feature's standard deviation
+    assert detector.scaler_scale_[-1] == pytest.approx(0.1 * np.median(train[:, :-1].std(axis=0)))
+    assert detector.scaler_mean_[-1] == 7.0
+    assert np.isfinite(detector.decision_function(test)).all()
+    test[:, -1] = 8.0  # a value the training data never had: scored, finite
     assert np.isfinite(detector.decision_function(test)).all()
 
 
