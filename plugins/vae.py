@@ -12,6 +12,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number
 from pyod_ae_ext.errors import DataError
 from pyod_ae_ext.nets import mlp
+from pyod_ae_ext.training import Callback
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Bounds on the encoder's log-variance: keeps exp() finite without touching ordinary values.
@@ -91,8 +92,10 @@ class VAE(AutoEncoderDetector):
         KL = 1/2 * sum_k (mu_k^2 + sigma_k^2 - log sigma_k^2 - 1)
         -log N(x | m, v) = 1/2 * sum_j (log(2 pi) + log v_j + (x_j - m_j)^2 / v_j)
 
-    Scores (higher = more anomalous), each with ``n_samples`` draws z_l ~ q(z|x) taken
-    from torch's RNG seeded by ``random_state`` (so repeated calls agree):
+    Scores (higher = more anomalous), each with ``n_samples`` draws
+    z_l = mu(x) + sigma(x) * eps_l ~ q(z|x), where eps_1..eps_L are fixed by
+    ``random_state`` and shared by every row (common random numbers), so a row's score
+    depends on the row alone, and repeated calls agree:
 
     ``"reconstruction_probability"`` (An & Cho 2015, Algorithm 4, in log form)
         ``-(1/L) sum_l log p(x | z_l)``: the negative Monte Carlo estimate of the
@@ -202,7 +205,7 @@ class VAE(AutoEncoderDetector):
 
     # ---- engine hooks -------------------------------------------------------
 
-    def _validate_params(self):
+    def check_family_params(self):
         check_choice("score", self.score, list(self.SCORES))
         check_number("beta", self.beta, 0)
         check_choice("likelihood", self.likelihood, ["gaussian", "bernoulli"])
@@ -211,17 +214,12 @@ class VAE(AutoEncoderDetector):
         check_number("n_samples", self.n_samples, 1, integer=True)
         check_number("n_reference", self.n_reference, 1, integer=True)
 
-    def _build_net(self, n_features):
-        return VAENet(n_features, self._hidden_dims(), self.latent_dim, self.activation, self.dropout,
+    def build_network(self, n_features):
+        return VAENet(n_features, self.hidden_widths(), self.latent_dim, self.activation, self.dropout,
                       self.batch_norm, self.likelihood, self.variance, self.min_variance)
 
-    def _fit_net(self, X):
-        if self.likelihood == "bernoulli":
-            self._check_unit_interval(X, "X")
-        super()._fit_net(X)
-        if self.likelihood == "gaussian" and self.variance == "feature":
-            self._set_feature_variance(X)
-        self._choose_references(X)
+    def training_callbacks(self, X):
+        return [_DecoderVarianceAndReferences(self, X)]
 
     def _set_feature_variance(self, X):
         """Set the per-feature decoder variance to its maximum-likelihood value on the training rows.
@@ -234,20 +232,20 @@ class VAE(AutoEncoderDetector):
         net.eval()
         with torch.inference_mode():
             total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-            for batch in self._scoring_batches(X):
+            for batch in self.scoring_batches(X):
                 for z in self._draws(net, batch):
                     total += (batch - net.decode(z)[0]).pow(2).sum(dim=0).double()
         variance = (total / (X.shape[0] * self.n_samples)).clamp_min(self.min_variance)
         net.feature_variance.copy_(variance.float())
 
-    def _loss(self, net, x, target):
+    def row_loss(self, net, x, target):
         mu, logvar = net.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         nll = -self._log_likelihood(net, z, target, batch_variance=True).sum(dim=1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(dim=1)
         return nll + self.beta * kl
 
-    def _score(self, net, x):
+    def row_score(self, net, x):
         if self.score == "wasserstein":
             return self._wasserstein(net, x)
         if self.likelihood == "bernoulli":
@@ -256,7 +254,7 @@ class VAE(AutoEncoderDetector):
             return -self._mc_log_likelihood(net, x).sum(dim=1)
         return self._mc_abs_error(net, x).sum(dim=1)
 
-    def _contributions(self, net, x):
+    def row_contributions(self, net, x):
         """Per-feature terms of the score: -E log p(x_j|z) or E|x_j - m_j(z)| (None for wasserstein)."""
         if self.score == "wasserstein":
             return None
@@ -296,10 +294,24 @@ class VAE(AutoEncoderDetector):
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def _draws(self, net, x):
+        """z_l = mu(x) + sigma(x) * eps_l for the ``n_samples`` fixed draws eps_l (see :meth:`_scoring_noise`)."""
         mu, logvar = net.encode(x)
         sigma = torch.exp(0.5 * logvar)
-        for _ in range(self.n_samples):  # a loop over MC draws, each vectorised over rows
-            yield mu + sigma * torch.randn_like(mu)
+        noise = self._scoring_noise(mu.shape[1], mu.device, mu.dtype)
+        for eps in noise:  # a loop over MC draws, each vectorised over rows
+            yield mu + sigma * eps
+
+    def _scoring_noise(self, latent_dim, device, dtype):
+        """The standard-normal draws eps_1..eps_L every row is scored with, shape (n_samples, latent_dim).
+
+        The same draws for every row (common random numbers): each row's estimate is
+        still an unbiased Monte Carlo average, and a row's score depends on the row and
+        ``random_state`` alone, never on which other rows are scored with it or where
+        they sit in a batch.
+        """
+        generator = torch.Generator().manual_seed(self.seed_ + 1)
+        noise = torch.randn(self.n_samples, latent_dim, generator=generator, dtype=torch.float32)
+        return noise.to(device=device, dtype=dtype)
 
     def _mc_log_likelihood(self, net, x):
         total = sum(self._log_likelihood(net, z, x) for z in self._draws(net, x))
@@ -321,12 +333,12 @@ class VAE(AutoEncoderDetector):
 
     def _choose_references(self, X):
         n_ref = min(self.n_reference, X.shape[0])
-        index = torch.randperm(X.shape[0], generator=self._generator())[:n_ref].sort().values
+        index = torch.randperm(X.shape[0], generator=self.random_generator())[:n_ref].sort().values
         net = self.net_
         net.eval()
         with torch.inference_mode():
             mus, sigmas = [], []
-            for batch in self._scoring_batches(X[index.to(X.device)]):
+            for batch in self.scoring_batches(X[index.to(X.device)]):
                 mu, logvar = net.encode(batch)
                 mus.append(mu)
                 sigmas.append(torch.exp(0.5 * logvar))
@@ -359,17 +371,12 @@ class VAE(AutoEncoderDetector):
         -------
         numpy.ndarray, shape (n_samples,)
         """
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, ["net_", "decision_scores_"])
-        x_all = self._to_tensor(self._check_new_data(X))
+        x_all = self.network_input(X)
         if self.likelihood == "bernoulli":
             self._check_unit_interval(x_all, "X")
-        net = self.net_
-        net.eval()
-        with self._seeded(offset=1), self._thread_budget(rows=x_all.shape[0]), torch.inference_mode():
-            values = torch.cat([self._mc_log_likelihood(net, batch).sum(dim=1)
-                                for batch in self._scoring_batches(x_all)])
+        with self.scoring_context(rows=x_all.shape[0]):
+            values = torch.cat([self._mc_log_likelihood(self.net_, batch).sum(dim=1)
+                                for batch in self.scoring_batches(x_all)])
         values = values.double().cpu().numpy()
         if original_units and self.likelihood == "gaussian":
             values = values - float(np.log(self.scaler_scale_).sum())
@@ -377,14 +384,32 @@ class VAE(AutoEncoderDetector):
 
     # ---- persistence ------------------------------------------------------------
 
-    def _extra_fitted_tensors(self):
-        return {"reference_mu": self.reference_mu_, "reference_sigma": self.reference_sigma_,
-                "reference_index": torch.as_tensor(self.reference_index_, dtype=torch.int64)}
+    def extra_fitted_state(self):
+        return {}, {"reference_mu": self.reference_mu_, "reference_sigma": self.reference_sigma_,
+                    "reference_index": torch.as_tensor(self.reference_index_, dtype=torch.int64)}
 
-    def _restore_extra_fitted(self, meta, tensors):
+    def restore_extra_fitted_state(self, meta, tensors):
         self.reference_mu_ = tensors["reference_mu"].float()
         self.reference_sigma_ = tensors["reference_sigma"].float()
         self.reference_index_ = tensors["reference_index"].numpy()
+
+
+class _DecoderVarianceAndReferences(Callback):
+    """Before training: Bernoulli inputs must lie in [0, 1]. After: the ML decoder variance
+    (``variance="feature"``) and the Wasserstein reference posteriors, from every training row."""
+
+    def __init__(self, detector, X):
+        self.detector, self.X = detector, X
+
+    def on_train_begin(self, loop):
+        if self.detector.likelihood == "bernoulli":
+            self.detector._check_unit_interval(self.X, "X")
+
+    def on_train_end(self, loop):
+        detector = self.detector
+        if detector.likelihood == "gaussian" and detector.variance == "feature":
+            detector._set_feature_variance(self.X)
+        detector._choose_references(self.X)
 
 
 def _squared_distances(a, b):

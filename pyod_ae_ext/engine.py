@@ -1,22 +1,42 @@
-"""The shared autoencoder engine.
+"""The shared autoencoder engine and its public extension API.
 
 :class:`AutoEncoderDetector` does everything that is not specific to one method:
 input checks, standardisation, building the MLP, minibatch training on in-memory
-tensors, validation and early stopping, devices, seeding, batched scoring under
-``torch.inference_mode`` and PyOD's threshold/labels bookkeeping. A detector family
-subclasses it and defines only its network pieces, its loss and its score::
+tensors (:mod:`pyod_ae_ext.training`), validation and early stopping, devices,
+seeding, batched scoring under ``torch.inference_mode``, persistence and PyOD's
+threshold/labels bookkeeping. A detector family subclasses it and defines only its
+method, through public hooks:
+
+=============================  ====================================================
+``row_loss(net, x, target)``   per-row training loss (required)
+``row_score(net, x)``          per-row anomaly score (required)
+``build_network(n_features)``  the network (default: MLP autoencoder)
+``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
+``check_family_params()``      checks of the family's own parameters
+``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
+``n_training_epochs()``        the epoch budget of the loop (default ``epochs``)
+``make_optimizer(net)``        the optimiser (default: Adam on one flat buffer)
+``extra_fitted_state()``       fitted state beyond the network to save, and
+``restore_extra_fitted_state`` its inverse
+=============================  ====================================================
+
+and may use the engine's public helpers (``hidden_widths``, ``scoring_batches``,
+``random_generator``, ``network_input``, ``scoring_context``, ``evaluate_loss``)::
 
     class MyDetector(AutoEncoderDetector):
         def __init__(self, lam=1.0, **engine_params):
             super().__init__(**engine_params)
             self.lam = lam
 
-        def _loss(self, net, x, target):      # per-row training loss
+        def row_loss(self, net, x, target):
             z, recon = net(x)
             return squared_error(recon, target) + self.lam * z.pow(2).sum(1)
 
-        def _score(self, net, x):              # per-row anomaly score
-            ...
+        def row_score(self, net, x):
+            z, recon = net(x)
+            return squared_error(recon, x) + self.lam * z.pow(2).sum(1)
+
+:func:`pyod_ae_ext.testing.check_detector` runs the contract suite on a family.
 
 Constructor signatures are merged along the class hierarchy, so
 ``MyDetector(lam=2, epochs=10)`` works, ``inspect.signature(MyDetector)`` lists every
@@ -29,8 +49,6 @@ import decimal
 import inspect
 import math
 import numbers
-import sys
-import time
 
 import numpy as np
 import torch
@@ -41,6 +59,7 @@ from sklearn.utils.validation import check_is_fitted
 from .errors import DataError, DeviceError, ParameterError, TrainingError
 from .nets import ACTIVATIONS, AutoEncoderNet
 from .optim import FlatAdam
+from .training import EarlyStopping, ProgressReporter, TrainingLoop
 
 # Rows x widest layer per operation below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
@@ -363,34 +382,71 @@ class AutoEncoderDetector(BaseDetector):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ---- what a detector family defines ------------------------------------
+    # ---- the public hooks a detector family defines ----------------------------
 
-    def _build_net(self, n_features: int) -> torch.nn.Module:
-        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``."""
-        return AutoEncoderNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+    def build_network(self, n_features: int) -> torch.nn.Module:
+        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``.
+
+        Called under the detector's seed, so weight initialisation is reproducible.
+        """
+        return AutoEncoderNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
                               self.dropout, self.batch_norm)
 
-    def _loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-row training loss of the (possibly corrupted) batch ``x`` against ``target``."""
-        raise NotImplementedError
+    def row_loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-row training loss, shape (rows,), of the (possibly corrupted) batch ``x`` against ``target``.
 
-    def _score(self, net, x: torch.Tensor) -> torch.Tensor:
-        """Per-row anomaly score of the standardised batch ``x`` (higher = more anomalous)."""
-        raise NotImplementedError
+        The engine minimises its mean over each batch (plus ``activity_l1``'s penalty);
+        the validation loss is its mean over the held-out rows.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define row_loss(net, x, target)")
 
-    def _contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
-        """Per-feature contributions to the score, shape (rows, features), or None."""
+    def row_score(self, net, x: torch.Tensor) -> torch.Tensor:
+        """Per-row anomaly score, shape (rows,), of the standardised batch ``x`` (higher = more anomalous).
+
+        Runs under ``torch.inference_mode`` with the network in eval mode; it must not
+        depend on the other rows of the batch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define row_score(net, x)")
+
+    def row_contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
         return None
 
-    def _validate_params(self) -> None:
-        """Check the family's own parameters; raise :class:`ParameterError`."""
+    def check_family_params(self) -> None:
+        """Check the family's own parameters; raise :class:`ParameterError` naming the bad one."""
+
+    def training_callbacks(self, X: torch.Tensor) -> list:
+        """Callbacks (:class:`~pyod_ae_ext.training.Callback`) for this fit's training loop.
+
+        ``X`` holds every standardised training row, including those held out for
+        validation; the loop's ``train`` and ``validation`` attributes hold the split.
+        The engine adds early stopping when rows are held out (unless one of these is
+        an :class:`~pyod_ae_ext.training.EarlyStopping`) and progress lines with
+        ``verbose=True``, after these.
+        """
+        return []
+
+    def n_training_epochs(self) -> int:
+        """How many epochs the training loop may run (default ``epochs``); callbacks may stop it earlier."""
+        return self.epochs
+
+    def make_optimizer(self, net):
+        """The optimiser for ``net``: Adam over one flat buffer with ``lr`` and ``weight_decay``."""
+        return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def extra_fitted_state(self) -> tuple[dict, dict]:
+        """Family-specific fitted state to save: (JSON-able dict, dict of CPU tensors)."""
+        return {}, {}
+
+    def restore_extra_fitted_state(self, meta: dict, tensors: dict) -> None:
+        """Inverse of :meth:`extra_fitted_state`; raise ``InconsistentModelError`` for bad content."""
 
     # ---- fitting ------------------------------------------------------------
 
     def check_params(self) -> None:
         """Raise :class:`ParameterError` for any invalid parameter value, before any data is read."""
         self._check_engine_params()
-        self._validate_params()
+        self.check_family_params()
 
     def fit(self, X, y=None):
         """Fit the detector on ``X`` (rows x features); ``y`` is ignored.
@@ -413,23 +469,29 @@ class AutoEncoderDetector(BaseDetector):
         X_std = self._to_tensor(X)
         self.history_ = {"loss": [], "val_loss": []}
         with self._seeded(), self._thread_budget(rows=self.batch_size):
-            self.net_ = self._build_net(self.n_features_in_).to(device)
-            try:
-                self._fit_net(X_std)
-            finally:
-                optimizer = self.__dict__.pop("_optimizer", None)
-                if optimizer is not None:
-                    optimizer.release()
+            self.net_ = self.build_network(self.n_features_in_).to(device)
+            self._fit_network(X_std)
         with self._seeded(offset=1), self._thread_budget(rows=X_std.shape[0]):
             self.decision_scores_ = self._training_scores(X_std)
         self._check_finite_scores(self.decision_scores_, "training")
         self._process_decision_scores()
         return self
 
-    def _fit_net(self, X: torch.Tensor) -> None:
-        """Train ``self.net_`` on the standardised training tensor (override for alternating schemes)."""
+    def _fit_network(self, X: torch.Tensor) -> None:
+        """Train ``net_`` on the standardised rows ``X``: one :class:`TrainingLoop` with the family's callbacks."""
         train, validation = self._split_validation(X)
-        self._train(train, validation, self.epochs)
+        callbacks = list(self.training_callbacks(X))
+        if validation is not None and not any(isinstance(c, EarlyStopping) for c in callbacks):
+            callbacks.append(EarlyStopping(self.patience))
+        if self.verbose:
+            callbacks.append(ProgressReporter())
+        loop = TrainingLoop(self, self.net_, train, validation, callbacks=callbacks)
+        try:
+            loop.run(self.n_training_epochs())
+        finally:
+            if loop.optimizer is not None:
+                loop.optimizer.release()
+        self.n_epochs_ = len(self.history_["loss"])
 
     def _training_scores(self, X: torch.Tensor) -> np.ndarray:
         """``decision_scores_``: by default the same score as for new data."""
@@ -442,67 +504,24 @@ class AutoEncoderDetector(BaseDetector):
         if n_val < 1 or X.shape[0] - n_val < 2:
             raise DataError(f"validation_fraction={self.validation_fraction} leaves no rows to "
                             f"{'validate' if n_val < 1 else 'train'} on with {X.shape[0]} rows")
-        order = torch.randperm(X.shape[0], generator=self._generator()).to(X.device)
+        order = torch.randperm(X.shape[0], generator=self.random_generator()).to(X.device)
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _train(self, train: torch.Tensor, validation: torch.Tensor | None, epochs: int) -> None:
-        """Minibatch Adam on ``train`` for ``epochs`` epochs; continues from earlier calls."""
-        net = self.net_
-        if not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(net)
-            self._shuffle_generator = self._generator()
-        optimizer = self._optimizer
-        n_rows = train.shape[0]
-        batch_size = min(self.batch_size, n_rows)
-        min_batch = 2 if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()) else 1
-        best_loss, best_state, stale = None, None, 0
-        for epoch in range(epochs):
-            started = time.perf_counter()
-            net.train()
-            order = torch.randperm(n_rows, generator=self._shuffle_generator).to(train.device)
-            shuffled = train[order]
-            batch_losses = []
-            for start in range(0, n_rows, batch_size):
-                batch = shuffled[start:start + batch_size]
-                if batch.shape[0] < min_batch:
-                    continue
-                loss = self._batch_loss(net, batch)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                batch_losses.append(loss.detach())
-            epoch_loss = torch.stack(batch_losses).mean().item()
-            self._check_finite_loss(epoch_loss, len(self.history_["loss"]) + 1)
-            self.history_["loss"].append(epoch_loss)
-            val_loss = None
-            if validation is not None:
-                val_loss = self._evaluate_loss(validation)
-                self.history_["val_loss"].append(val_loss)
-                if best_state is None or val_loss < best_loss - 1e-7 * abs(best_loss):
-                    best_loss, stale = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-            if self.verbose:
-                self._report(epoch, epochs, epoch_loss, val_loss, time.perf_counter() - started)
-            if validation is not None and stale >= self.patience:
-                if self.verbose:
-                    print(f"early stop: no validation improvement for {self.patience} epochs", file=sys.stderr)
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.n_epochs_ = len(self.history_["loss"])
+    def batch_loss(self, net, batch: torch.Tensor, row_loss=None) -> torch.Tensor:
+        """Mean training loss of one batch: corruption, the per-row loss, the activity penalty.
 
-    def _batch_loss(self, net, batch: torch.Tensor) -> torch.Tensor:
-        """Mean training loss of one batch: corruption, the family's loss, activity penalty."""
+        ``row_loss`` defaults to :meth:`row_loss`; a family passes another one for a
+        separate training phase (e.g. Deep SVDD's autoencoder pre-training).
+        """
+        row_loss = row_loss or self.row_loss
         corrupted = self._corrupt(batch)
         if not self.activity_l1:
-            return self._loss(net, corrupted, batch).mean()
+            return row_loss(net, corrupted, batch).mean()
         activations = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out))
                  for m in _activity_modules(net)]
         try:
-            loss = self._loss(net, corrupted, batch).mean()
+            loss = row_loss(net, corrupted, batch).mean()
         finally:
             for hook in hooks:
                 hook.remove()
@@ -517,29 +536,12 @@ class AutoEncoderDetector(BaseDetector):
         keep = torch.rand_like(batch) >= self.corruption_level
         return batch * keep  # standardised data: 0 is the feature mean
 
-    def _evaluate_loss(self, X: torch.Tensor) -> float:
-        net = self.net_
+    def evaluate_loss(self, net, X: torch.Tensor) -> float:
+        """Mean :meth:`row_loss` of the rows ``X`` (clean inputs, eval mode, no gradients)."""
         net.eval()
         with torch.inference_mode():
-            total = sum(self._loss(net, batch, batch).sum() for batch in self._scoring_batches(X))
+            total = sum(self.row_loss(net, batch, batch).sum() for batch in self.scoring_batches(X))
         return float(total) / X.shape[0]
-
-    def _make_optimizer(self, net):
-        return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-    def _check_finite_loss(self, loss: float, epoch: int) -> None:
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"training loss became {loss} at epoch {epoch}; lower the learning rate "
-                f"(lr={self.lr}) or check the data for extreme values"
-            )
-
-    def _report(self, epoch, epochs, loss, val_loss, seconds):
-        parts = [f"epoch {epoch + 1}/{epochs}", f"loss {loss:.6g}"]
-        if val_loss is not None:
-            parts.append(f"val_loss {val_loss:.6g}")
-        parts.append(f"{seconds:.2f}s")
-        print("  ".join(parts), file=sys.stderr)
 
     # ---- scoring ------------------------------------------------------------
 
@@ -564,7 +566,7 @@ class AutoEncoderDetector(BaseDetector):
         net = self.net_
         net.eval()
         with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]), torch.inference_mode():
-            parts = [self._contributions(net, batch) for batch in self._scoring_batches(X)]
+            parts = [self.row_contributions(net, batch) for batch in self.scoring_batches(X)]
         if parts[0] is None:
             raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
         return torch.cat(parts).double().cpu().numpy()
@@ -573,16 +575,32 @@ class AutoEncoderDetector(BaseDetector):
         net = self.net_
         net.eval()
         with torch.inference_mode():
-            scores = torch.cat([self._score(net, batch) for batch in self._scoring_batches(X)])
+            scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
         return scores.double().cpu().numpy()
 
-    def _scoring_batches(self, X: torch.Tensor):
-        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+    def scoring_batches(self, X: torch.Tensor):
+        """``X`` split into row blocks sized for scoring (large enough to amortise calls, cache-friendly)."""
+        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
         rows = max(1024, _SCORING_BATCH_ELEMENTS // widest)
         return X.split(rows)
 
     def _check_new_data(self, X) -> np.ndarray:
         return check_new_data(self, X)
+
+    def network_input(self, X) -> torch.Tensor:
+        """New data ``X`` checked against the fitted features, standardised and on the device.
+
+        What the families' own public methods (e.g. ``codes(X)``) feed their network.
+        """
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        return self._to_tensor(self._check_new_data(X))
+
+    @contextlib.contextmanager
+    def scoring_context(self, rows: int):
+        """Seeded, thread-budgeted ``torch.inference_mode`` with the network in eval mode, as scoring uses."""
+        self.net_.eval()
+        with self._seeded(offset=1), self._thread_budget(rows=rows), torch.inference_mode():
+            yield
 
     def _check_finite_scores(self, scores, which):
         finite = np.isfinite(scores)
@@ -600,7 +618,8 @@ class AutoEncoderDetector(BaseDetector):
 
     # ---- helpers ------------------------------------------------------------
 
-    def _hidden_dims(self) -> tuple:
+    def hidden_widths(self) -> tuple:
+        """``hidden_dims`` as a tuple of ints (a single int means one hidden layer)."""
         if isinstance(self.hidden_dims, numbers.Integral):
             return (int(self.hidden_dims),)
         return tuple(int(h) for h in self.hidden_dims)
@@ -622,7 +641,8 @@ class AutoEncoderDetector(BaseDetector):
                 out[chunk] = values
         return torch.from_numpy(out).to(self.device_)
 
-    def _generator(self) -> torch.Generator:
+    def random_generator(self) -> torch.Generator:
+        """A new CPU generator seeded from ``random_state``: the same draws on every fit with the same seed."""
         return torch.Generator().manual_seed(self.seed_)
 
     @contextlib.contextmanager
@@ -645,7 +665,7 @@ class AutoEncoderDetector(BaseDetector):
         if torch.device(self.device_).type != "cpu":
             yield
             return
-        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
         previous = torch.get_num_threads()
         if rows * widest <= _SINGLE_THREAD_WORK:
             torch.set_num_threads(1)
@@ -710,19 +730,20 @@ class AutoEncoderDetector(BaseDetector):
     def _fitted_state(self) -> tuple[dict, dict]:
         """(JSON-able fitted attributes, tensors) that reconstruct this fitted detector."""
         check_is_fitted(self, ["net_", "decision_scores_"])
+        extra_meta, extra_tensors = self.extra_fitted_state()
         meta = {
             "n_features_in": self.n_features_in_,
             "seed": self.seed_,
             "history": self.history_,
             "n_epochs": getattr(self, "n_epochs_", None),
-            **self._extra_fitted_meta(),
+            **extra_meta,
         }
         # clone: parameters are views of one training buffer, and safetensors stores no shared memory
         tensors = {f"net.{k}": v.detach().cpu().clone() for k, v in self.net_.state_dict().items()}
         tensors["scaler.mean"] = torch.from_numpy(self.scaler_mean_)
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
-        tensors.update({f"extra.{k}": v for k, v in self._extra_fitted_tensors().items()})
+        tensors.update({f"extra.{k}": v for k, v in extra_tensors.items()})
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
@@ -747,9 +768,10 @@ class AutoEncoderDetector(BaseDetector):
         self.scaler_scale_ = scaler_scale.numpy().astype(np.float64)
         self.decision_scores_ = scores.numpy().astype(np.float64)
         self._set_n_classes(None)
-        self._restore_extra_fitted(meta, {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
+        self.restore_extra_fitted_state(meta, {k[len("extra."):]: v for k, v in tensors.items()
+                                               if k.startswith("extra.")})
         with self._seeded():
-            net = self._build_net(self.n_features_in_)
+            net = self.build_network(self.n_features_in_)
         state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         try:
             net.load_state_dict(state)
@@ -759,16 +781,6 @@ class AutoEncoderDetector(BaseDetector):
                                          f"parameters ({detail[:300]})") from None
         self.net_ = net.to(self.device_)
 
-    def _extra_fitted_meta(self) -> dict:
-        """Family-specific JSON-able fitted attributes to save."""
-        return {}
-
-    def _extra_fitted_tensors(self) -> dict:
-        """Family-specific fitted arrays to save (as CPU tensors)."""
-        return {}
-
-    def _restore_extra_fitted(self, meta: dict, tensors: dict) -> None:
-        """Inverse of :meth:`_extra_fitted_meta` / :meth:`_extra_fitted_tensors`."""
 
 
 def column_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -90,7 +90,7 @@ def test_loss_mean_is_paper_objective():
         _, recon, margin = net(x)
         objective = (0.5 * ((x - recon) ** 2).sum() / len(x) + 0.5 * net.w.pow(2).sum() - net.rho
                      + torch.clamp(net.rho - margin, min=0).sum() / (0.2 * len(x)))
-        assert torch.allclose(det._loss(net, x, x).mean(), objective, rtol=1e-5)
+        assert torch.allclose(det.row_loss(net, x, x).mean(), objective, rtol=1e-5)
 
 
 def test_detects_shifted_points():

@@ -28,18 +28,18 @@ def sparse_dictionary_data(n, rng, n_atoms=24, n_features=12, active=3):
 def capture_training_codes(model, X):
     """Fit ``model`` on X and return the sparse codes its training steps produced, per step."""
     codes = []
-    original = KSparseAE._build_net
+    original = KSparseAE.build_network
 
     def build(self, n_features):
         net = original(self, n_features)
         net.register_forward_hook(lambda m, _i, out: codes.append((m.training, m.support, out[0].detach().clone())))
         return net
 
-    KSparseAE._build_net = build
+    KSparseAE.build_network = build
     try:
         model.fit(X)
     finally:
-        KSparseAE._build_net = original
+        KSparseAE.build_network = original
     return [(support, h) for training, support, h in codes if training]
 
 
@@ -102,7 +102,7 @@ def test_only_the_kept_units_receive_gradient():
     h, _ = net(x)
     used = (h != 0).any(0)
     assert (~used).any()
-    model._loss(net, x, x).sum().backward()
+    model.row_loss(net, x, x).sum().backward()
     grad = net.encoder[0].weight.grad
     bias_grad = net.encoder[0].bias.grad
     # tied weights: an unused unit's row gets no encoder gradient and no decoder gradient
@@ -188,14 +188,14 @@ def test_denoising_trains_on_corrupted_inputs_against_clean_targets(monkeypatch,
     rng = np.random.default_rng(8)
     X = rng.normal(size=(200, 5))
     seen = []
-    original = KSparseAE._loss
+    original = KSparseAE.row_loss
 
     def spy(self, net, x, target):
         if net.training:
             seen.append((x.detach().clone(), target.detach().clone()))
         return original(self, net, x, target)
 
-    monkeypatch.setattr(KSparseAE, "_loss", spy)
+    monkeypatch.setattr(KSparseAE, "row_loss", spy)
     model = KSparseAE(corruption=corruption, corruption_level=0.3, epochs=2, random_state=0).fit(X)
     x, target = seen[0]
     assert not torch.equal(x, target)

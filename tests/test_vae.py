@@ -105,11 +105,12 @@ def test_reconstruction_probability_matches_a_manual_computation(independent_gau
     model = clone(model).set_params(n_samples=3).fit(X_test[:300])
     x = torch.as_tensor((X_test[:50] - model.scaler_mean_) / model.scaler_scale_, dtype=torch.float32)
     net = model.net_
-    with torch.no_grad(), model._seeded(offset=1):
+    eps = torch.randn(3, model.latent_dim, generator=torch.Generator().manual_seed(model.seed_ + 1))
+    with torch.no_grad():
         mu, logvar = net.encode(x)
         total = 0
-        for _ in range(3):
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        for draw in range(3):
+            z = mu + torch.exp(0.5 * logvar) * eps[draw]
             mean = net.decoder(z)
             v = net.feature_variance
             total = total + (0.5 * (LOG_2PI + v.log() + (x - mean) ** 2 / v)).sum(1)
@@ -138,11 +139,26 @@ def test_more_samples_reduce_monte_carlo_noise():
     for n_samples in (1, 50):
         model.set_params(n_samples=n_samples)
         draws = []
-        for offset in range(5):
-            with model._seeded(offset=10 + offset), torch.inference_mode():
+        for seed in range(5):  # the Monte Carlo draws are fixed by seed_
+            model.seed_ = seed
+            with torch.inference_mode():
                 draws.append(model._score_tensor(model._to_tensor(X)))
         spread[n_samples] = np.std(draws, axis=0).mean()
     assert spread[50] < spread[1] / 4  # 1 / sqrt(50) = 0.14
+
+
+@pytest.mark.parametrize("score", VAE.SCORES)
+def test_a_rows_score_does_not_depend_on_the_other_rows(score, monkeypatch):
+    """One row alone, the full set, reversed, and split across scoring batches: the same scores."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2500, 6))
+    model = VAE(score=score, epochs=2, random_state=0).fit(X[:300])
+    full = model.decision_function(X)
+    alone = np.array([model.decision_function(X[i:i + 1])[0] for i in (0, 7, 2499)])
+    np.testing.assert_allclose(alone, full[[0, 7, 2499]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.decision_function(X[::-1])[::-1], full, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr("pyod_ae_ext.engine._SCORING_BATCH_ELEMENTS", 1)  # batches of 1024 rows
+    np.testing.assert_allclose(model.decision_function(X), full, rtol=1e-5, atol=1e-6)
 
 
 def test_wasserstein_is_the_median_over_reference_posteriors():
@@ -272,14 +288,14 @@ def test_corruption_feeds_the_encoder_a_corrupted_row_and_scores_the_clean_one(m
     rng = np.random.default_rng(10)
     X = rng.normal(size=(200, 5))
     seen = []
-    original = VAE._loss
+    original = VAE.row_loss
 
     def spy(self, net, x, target):
         if net.training:
             seen.append((x.detach().clone(), target.detach().clone()))
         return original(self, net, x, target)
 
-    monkeypatch.setattr(VAE, "_loss", spy)
+    monkeypatch.setattr(VAE, "row_loss", spy)
     model = VAE(corruption=corruption, corruption_level=0.3, epochs=2, random_state=0).fit(X)
     x, target = seen[0]
     assert not torch.equal(x, target)
