@@ -151,6 +151,10 @@ class KSparseAE(AutoEncoderDetector):
         _, recon = net(x, self.scoring_support_)
         return squared_error(recon, x)
 
+    def row_code(self, net, x):
+        """The sparse code with the scoring support."""
+        return net(x, self.scoring_support_)[0]
+
     def row_contributions(self, net, x):
         _, recon = net(x, self.scoring_support_)
         return (recon - x).pow(2)

@@ -254,6 +254,10 @@ class VAE(AutoEncoderDetector):
             return -self._mc_log_likelihood(net, x).sum(dim=1)
         return self._mc_abs_error(net, x).sum(dim=1)
 
+    def row_code(self, net, x):
+        """The posterior mean mu(x)."""
+        return net.encode(x)[0]
+
     def row_contributions(self, net, x):
         """Per-feature terms of the score: -E log p(x_j|z) or E|x_j - m_j(z)| (None for wasserstein)."""
         if self.score == "wasserstein":

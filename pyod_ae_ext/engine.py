@@ -12,6 +12,7 @@ method, through public hooks:
 ``row_score(net, x)``          per-row anomaly score (required)
 ``build_network(n_features)``  the network (default: MLP autoencoder)
 ``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
+``row_code(net, x)``           the code used by the latent-space score
 ``check_family_params()``      checks of the family's own parameters
 ``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
 ``n_training_epochs()``        the epoch budget of the loop (default ``epochs``)
@@ -59,6 +60,7 @@ from sklearn.utils.validation import check_is_fitted
 from .errors import DataError, DeviceError, ParameterError, TrainingError
 from .nets import ACTIVATIONS, AutoEncoderNet
 from .optim import FlatAdam
+from . import latent
 from .training import EarlyStopping, ProgressReporter, TrainingLoop
 
 # Rows x widest layer per operation below which one thread beats two or more:
@@ -349,6 +351,17 @@ class AutoEncoderDetector(BaseDetector):
         score; the same seed and data give identical scores on the CPU.
     verbose : bool, default False
         Print epoch, training loss and validation loss to stderr.
+    latent_knn_weight : float in [0, 1], default 0.0
+        Weight of the latent-space score (:mod:`pyod_ae_ext.latent`): the mean
+        distance from a row's code to its ``latent_knn_k`` nearest training codes.
+        With w > 0 the score is ``(1 - w) * z_own + w * z_knn``, both standardised on
+        the training rows; 0 keeps the family's own score (the paper's), 1 uses the
+        latent distance alone.
+    latent_knn_k : int, default 10
+        Neighbours of the latent-space score.
+    latent_reference_size : int, default 4096
+        At most this many training codes (drawn by the seed, saved with the model)
+        are the latent score's reference set.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -360,7 +373,8 @@ class AutoEncoderDetector(BaseDetector):
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
-                 random_state=None, verbose=False):
+                 random_state=None, verbose=False, latent_knn_weight=0.0, latent_knn_k=10,
+                 latent_reference_size=4096):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
         self.hidden_dims = hidden_dims
@@ -381,6 +395,9 @@ class AutoEncoderDetector(BaseDetector):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.latent_knn_weight = latent_knn_weight
+        self.latent_knn_k = latent_knn_k
+        self.latent_reference_size = latent_reference_size
 
     # ---- the public hooks a detector family defines ----------------------------
 
@@ -407,6 +424,18 @@ class AutoEncoderDetector(BaseDetector):
         depend on the other rows of the batch.
         """
         raise NotImplementedError(f"{type(self).__name__} must define row_score(net, x)")
+
+    def row_code(self, net, x: torch.Tensor) -> torch.Tensor:
+        """The code ``E(x)`` of each row, shape (rows, code width), for the latent-space score.
+
+        By default the output of ``net.encoder``; families with another notion of code
+        (the VAE's posterior mean, the k-sparse code) override it.
+        """
+        encoder = getattr(net, "encoder", None)
+        if encoder is None:
+            raise ParameterError(f"{type(self).__name__} has no encoder to take codes from; "
+                                 "set latent_knn_weight=0 or define row_code(net, x)")
+        return encoder(x)
 
     def row_contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
         """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
@@ -473,6 +502,8 @@ class AutoEncoderDetector(BaseDetector):
             self._fit_network(X_std)
         with self._seeded(offset=1), self._thread_budget(rows=X_std.shape[0]):
             self.decision_scores_ = self._training_scores(X_std)
+            if self.latent_knn_weight:
+                self.decision_scores_ = self._fit_latent_score(X_std, self.decision_scores_)
         self._check_finite_scores(self.decision_scores_, "training")
         self._process_decision_scores()
         return self
@@ -492,6 +523,32 @@ class AutoEncoderDetector(BaseDetector):
             if loop.optimizer is not None:
                 loop.optimizer.release()
         self.n_epochs_ = len(self.history_["loss"])
+
+    def _fit_latent_score(self, X: torch.Tensor, own_scores: np.ndarray) -> np.ndarray:
+        """Keep the reference codes and both standardisers; return the combined training scores."""
+        codes = self._codes(X)
+        index = latent.choose_reference(codes.shape[0], int(self.latent_reference_size),
+                                        torch.Generator().manual_seed(self.seed_ + 2))
+        self.latent_reference_ = codes[index.to(codes.device)].contiguous()
+        own_position = torch.full((codes.shape[0],), -1, dtype=torch.long)
+        own_position[index] = torch.arange(index.numel())
+        with torch.inference_mode():
+            distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k),
+                                            own_position.to(codes.device))
+        knn_scores = distances.double().cpu().numpy()
+        self.latent_standardisers_ = (*latent.standardiser(own_scores), *latent.standardiser(knn_scores))
+        return self._combine_latent(own_scores, knn_scores)
+
+    def _codes(self, X: torch.Tensor) -> torch.Tensor:
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            return torch.cat([self.row_code(net, batch) for batch in self.scoring_batches(X)]).float()
+
+    def _combine_latent(self, own_scores: np.ndarray, knn_scores: np.ndarray) -> np.ndarray:
+        own_mean, own_std, knn_mean, knn_std = self.latent_standardisers_
+        w = float(self.latent_knn_weight)
+        return (1 - w) * (own_scores - own_mean) / own_std + w * (knn_scores - knn_mean) / knn_std
 
     def _training_scores(self, X: torch.Tensor) -> np.ndarray:
         """``decision_scores_``: by default the same score as for new data."""
@@ -576,7 +633,12 @@ class AutoEncoderDetector(BaseDetector):
         net.eval()
         with torch.inference_mode():
             scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
-        return scores.double().cpu().numpy()
+        scores = scores.double().cpu().numpy()
+        if self.latent_knn_weight and hasattr(self, "latent_reference_"):
+            with torch.inference_mode():
+                distances = latent.knn_distance(self._codes(X), self.latent_reference_, int(self.latent_knn_k))
+            scores = self._combine_latent(scores, distances.double().cpu().numpy())
+        return scores
 
     def scoring_batches(self, X: torch.Tensor):
         """``X`` split into row blocks sized for scoring (large enough to amortise calls, cache-friendly)."""
@@ -694,6 +756,9 @@ class AutoEncoderDetector(BaseDetector):
         check_number("validation_fraction", self.validation_fraction, 0, 0.5)
         check_number("patience", self.patience, 1, integer=True)
         check_number("activity_l1", self.activity_l1, 0)
+        check_number("latent_knn_weight", self.latent_knn_weight, 0, 1)
+        check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
+        check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
         check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
         check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
         contamination = self.contamination
@@ -744,6 +809,9 @@ class AutoEncoderDetector(BaseDetector):
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
         tensors.update({f"extra.{k}": v for k, v in extra_tensors.items()})
+        if self.latent_knn_weight:
+            meta["latent_standardisers"] = list(self.latent_standardisers_)
+            tensors["latent.reference"] = self.latent_reference_.detach().cpu().clone()
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
@@ -780,6 +848,27 @@ class AutoEncoderDetector(BaseDetector):
             raise InconsistentModelError(f"its network weights do not fit a {type(self).__name__} with the saved "
                                          f"parameters ({detail[:300]})") from None
         self.net_ = net.to(self.device_)
+        if self.latent_knn_weight:
+            self._restore_latent(meta, tensors)
+
+    def _restore_latent(self, meta: dict, tensors: dict) -> None:
+        from .errors import InconsistentModelError
+        from .persistence import require_tensor
+
+        reference = require_tensor(tensors, "latent.reference", ndim=2)
+        standardisers = meta.get("latent_standardisers")
+        if not (isinstance(standardisers, list) and len(standardisers) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in standardisers) and standardisers[1] > 0 and standardisers[3] > 0):
+            raise InconsistentModelError("state entry 'latent_standardisers' must be 4 finite numbers "
+                                         "(positive spreads)")
+        with torch.inference_mode():
+            width = self.row_code(self.net_, torch.zeros(1, self.n_features_in_, device=self.device_)).shape[1]
+        if reference.shape[1] != width:
+            raise InconsistentModelError(f"tensor 'latent.reference' has codes of width {reference.shape[1]}, "
+                                         f"the network makes codes of width {width}")
+        self.latent_reference_ = reference.float().to(self.device_)
+        self.latent_standardisers_ = tuple(float(v) for v in standardisers)
 
 
 
