@@ -351,12 +351,14 @@ class AutoEncoderDetector(BaseDetector):
         score; the same seed and data give identical scores on the CPU.
     verbose : bool, default False
         Print epoch, training loss and validation loss to stderr.
-    latent_knn_weight : float in [0, 1], default 0.0
+    latent_knn_weight : float in [0, 1], default 0.5
         Weight of the latent-space score (:mod:`pyod_ae_ext.latent`): the mean
         distance from a row's code to its ``latent_knn_k`` nearest training codes.
         With w > 0 the score is ``(1 - w) * z_own + w * z_knn``, both standardised on
-        the training rows; 0 keeps the family's own score (the paper's), 1 uses the
-        latent distance alone.
+        the training rows; **0 is the paper's score** (the family's own, unscaled), 1
+        the latent distance alone. 0.5 is the default of the families where it raised
+        the mean ROC-AUC on the shared ADBench sets (benchmarks/RESULTS.md); the VAE
+        and RDAE default to 0.
     latent_knn_k : int, default 10
         Neighbours of the latent-space score.
     latent_reference_size : int, default 4096
@@ -373,7 +375,7 @@ class AutoEncoderDetector(BaseDetector):
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
-                 random_state=None, verbose=False, latent_knn_weight=0.0, latent_knn_k=10,
+                 random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
                  latent_reference_size=4096):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
