@@ -68,7 +68,7 @@ class Toll(AutoEncoderDetector):
 
     def latent_penalty(self, X):
         """The latent term ``lam * ||E(x)||`` of each row's score."""
-        return self.decision_function(X) - self.feature_contributions(X).sum(axis=1)
+        return self.family_score(X) - self.feature_contributions(X).sum(axis=1)
 
 
 @hookimpl

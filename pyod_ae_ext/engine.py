@@ -613,12 +613,26 @@ class AutoEncoderDetector(BaseDetector):
         self._check_finite_scores(scores, "new-data")
         return scores
 
-    def feature_contributions(self, X) -> np.ndarray:
-        """Per-feature contributions to each row's score, shape (n_samples, n_features).
+    def family_score(self, X) -> np.ndarray:
+        """The family's own score of ``X`` (the paper's), before any latent-space term.
 
-        Where the score is a sum over features (reconstruction errors) the rows sum to
-        :meth:`decision_function`; terms that do not belong to a feature (e.g. Toll's
-        latent penalty) are reported by the family's own documentation.
+        Equals :meth:`decision_function` when ``latent_knn_weight`` is 0.
+        """
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        X = self._to_tensor(self._check_new_data(X))
+        net = self.net_
+        net.eval()
+        with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]), torch.inference_mode():
+            scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
+        return scores.double().cpu().numpy()
+
+    def feature_contributions(self, X) -> np.ndarray:
+        """Per-feature contributions to each row's family score, shape (n_samples, n_features).
+
+        Where the family's score is a sum over features (reconstruction errors) the rows
+        sum to :meth:`family_score` (which is :meth:`decision_function` without a
+        latent-space term); terms that do not belong to a feature (e.g. Toll's latent
+        penalty) are reported by the family's own documentation.
         """
         check_is_fitted(self, ["net_", "decision_scores_"])
         X = self._to_tensor(self._check_new_data(X))

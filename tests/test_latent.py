@@ -23,7 +23,7 @@ def test_a_row_the_decoder_reconstructs_but_no_training_row_resembles_is_flagged
     X = np.c_[t, 2 * t] + 0.01 * rng.normal(size=(400, 2))
     far_on_the_line, typical = np.array([[6.0, 12.0]]), np.array([[0.2, 0.4]])
     params = dict(hidden_dims=(), latent_dim=1, activation="identity", epochs=60, lr=1e-2, random_state=0)
-    plain = AutoEncoder(**params).fit(X)
+    plain = AutoEncoder(latent_knn_weight=0.0, **params).fit(X)
     assert plain.predict(far_on_the_line)[0] == 0  # reconstruction error alone misses it
     combined = AutoEncoder(latent_knn_weight=0.5, **params).fit(X)
     assert combined.predict(far_on_the_line)[0] == 1
@@ -53,7 +53,8 @@ def test_the_reference_set_is_capped_and_drawn_by_the_seed():
 
 def test_weight_zero_is_the_familys_own_score():
     X = np.random.RandomState(2).normal(size=(200, 4))
-    plain = AutoEncoder(epochs=2, random_state=0).fit(X)
+    plain = AutoEncoder(epochs=2, random_state=0, latent_knn_weight=0.0).fit(X)
+    np.testing.assert_array_equal(plain.family_score(X), plain.decision_function(X))
     assert not hasattr(plain, "latent_reference_")
     net = plain.net_
     with torch.no_grad():
