@@ -8,7 +8,7 @@ standardise with the fitting rows' mean and standard deviation).
 
 Detectors: every registered autoencoder-family detector (``AutoEncoderDetector``
 subclasses found at run time) with the defaults a user gets, PyOD's AutoEncoder, VAE,
-DeepSVDD and AE1SVM with PyOD's defaults (``verbose=0``), Isolation Forest and ECOD.
+DeepSVDD and AE1SVM with PyOD's defaults (``verbose=0``), Isolation Forest, ECOD and KNN.
 ``--quick`` runs two small sets, one seed, both protocols, with a few epochs.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ BASELINES = {
     "pyod:AE1SVM": ("pyod.models.ae1svm:AE1SVM", {}),
     "iforest": ("iforest", {}),
     "ecod": ("ecod", {}),
+    "knn": ("knn", {}),
 }
 REFERENCE = "pyod:AutoEncoder"
 # --quick: few epochs for whichever of these a detector has.

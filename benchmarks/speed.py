@@ -147,7 +147,7 @@ def child_flops(cell: dict) -> dict:
     forward_per_row = sum(2 * m.in_features * m.out_features for m in linears)
     train_s = max(times[cell["epochs"]] - times[0], 1e-9)
     flops_epoch = 3 * forward_per_row * cell["rows"]
-    widest = max(N_FEATURES, *detector._hidden_dims(), detector.latent_dim)
+    widest = max(N_FEATURES, *detector.hidden_widths(), detector.latent_dim)
     cpu = str(detector.device_) == "cpu"
     threads = 1 if cpu and cell["batch_size"] * widest <= _SINGLE_THREAD_WORK else torch.get_num_threads()
     return {"train_s": train_s, "fit0_s": times[0], "flops_per_epoch": flops_epoch,

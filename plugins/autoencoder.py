@@ -12,15 +12,15 @@ class AutoEncoder(AutoEncoderDetector):
     All parameters are the engine's (see :class:`pyod_ae_ext.engine.AutoEncoderDetector`).
     """
 
-    def _loss(self, net, x, target):
+    def row_loss(self, net, x, target):
         _, recon = net(x)
         return squared_error(recon, target)
 
-    def _score(self, net, x):
+    def row_score(self, net, x):
         _, recon = net(x)
         return squared_error(recon, x)
 
-    def _contributions(self, net, x):
+    def row_contributions(self, net, x):
         _, recon = net(x)
         return (recon - x).pow(2)
 

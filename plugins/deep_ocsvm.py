@@ -11,6 +11,7 @@ from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, 
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import ACTIVATIONS, AutoEncoderNet
 from pyod_ae_ext.optim import FlatAdam
+from pyod_ae_ext.training import Callback
 
 # Rows of the training data used for the median heuristic (pairwise distances are quadratic).
 _MEDIAN_HEURISTIC_ROWS = 2000
@@ -55,6 +56,20 @@ class AE1SVMNet(nn.Module):
         """Return (code, reconstruction, w^T phi(code))."""
         z = self.encoder(x)
         return z, self.decoder(z), self.rff(z) @ self.w
+
+
+class _KernelWidthAndRho(Callback):
+    """Before training: gamma by the median heuristic (``gamma="auto"``); after: the exact rho."""
+
+    def __init__(self, detector, X):
+        self.detector, self.X = detector, X
+
+    def on_train_begin(self, loop):
+        if self.detector.gamma == "auto":
+            loop.net.rff.gamma.fill_(median_heuristic_gamma(loop.net, self.X, self.detector.random_generator()))
+
+    def on_train_end(self, loop):
+        self.detector._solve_rho(loop.train)
 
 
 class DeepOCSVM(AutoEncoderDetector):
@@ -154,7 +169,7 @@ class DeepOCSVM(AutoEncoderDetector):
         self.alpha = alpha
         self.code_activation = code_activation
 
-    def _validate_params(self):
+    def check_family_params(self):
         check_number("nu", self.nu, 0, 1, low_open=True)
         if not (isinstance(self.gamma, str) and self.gamma == "auto"):
             if isinstance(self.gamma, str):
@@ -167,18 +182,14 @@ class DeepOCSVM(AutoEncoderDetector):
             check_number("alpha", self.alpha, 0)
         check_choice("code_activation", self.code_activation, sorted(ACTIVATIONS))
 
-    def _build_net(self, n_features):
-        autoencoder = AutoEncoderNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+    def build_network(self, n_features):
+        autoencoder = AutoEncoderNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
                                      self.dropout, self.batch_norm)
         gamma = 1.0 if self.gamma == "auto" else float(self.gamma)
         return AE1SVMNet(autoencoder, self.latent_dim, int(self.n_features_rff), gamma, self.code_activation)
 
-    def _fit_net(self, X):
-        if self.gamma == "auto":
-            self.net_.rff.gamma.fill_(median_heuristic_gamma(self.net_, X, self._generator()))
-        super()._fit_net(X)
-        train, _ = self._split_validation(X)  # the same rows super() trained on
-        self._solve_rho(train)
+    def training_callbacks(self, X):
+        return [_KernelWidthAndRho(self, X)]
 
     @torch.no_grad()
     def _solve_rho(self, train):
@@ -196,17 +207,17 @@ class DeepOCSVM(AutoEncoderDetector):
         """
         net = self.net_
         net.eval()
-        margins = torch.cat([net(batch)[2] for batch in self._scoring_batches(train)])
+        margins = torch.cat([net(batch)[2] for batch in self.scoring_batches(train)])
         k = min(max(int(math.ceil(self.nu * margins.numel() - 1e-9)), 1), margins.numel())
         net.rho.fill_(torch.kthvalue(margins.float().cpu(), k).values.item())
 
-    def _make_optimizer(self, net):
+    def make_optimizer(self, net):
         svm = [net.w, net.rho]
         others = [p for name, p in net.named_parameters() if p.requires_grad and name not in ("w", "rho")]
         return FlatAdam([{"params": others, "weight_decay": self.weight_decay},
                          {"params": svm, "weight_decay": 0.0}], lr=self.lr)
 
-    def _loss(self, net, x, target):
+    def row_loss(self, net, x, target):
         _, recon, margin = net(x)
         svm_constant = 0.5 * net.w.pow(2).sum() - net.rho
         hinge = torch.clamp(net.rho - margin, min=0)
@@ -215,7 +226,7 @@ class DeepOCSVM(AutoEncoderDetector):
     def _alpha(self) -> float:
         return 1.0 / self.n_features_in_ if self.alpha == "auto" else float(self.alpha)
 
-    def _score(self, net, x):
+    def row_score(self, net, x):
         _, _, margin = net(x)
         return net.rho - margin
 

@@ -8,6 +8,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import AutoEncoderNet, mlp
+from pyod_ae_ext.training import Callback, EarlyStopping, TrainingLoop
 
 # Bounded activations let the network saturate to a constant map (Ruff et al., Prop. 3).
 _BOUNDED_ACTIVATIONS = ("tanh", "sigmoid")
@@ -98,7 +99,7 @@ class DeepSVDD(AutoEncoderDetector):
         self.warm_up_epochs = warm_up_epochs
         self.pretrain_epochs = pretrain_epochs
 
-    def _validate_params(self):
+    def check_family_params(self):
         check_choice("objective", self.objective, ["one-class", "soft-boundary"])
         check_number("nu", self.nu, 0, 1, low_open=True)
         check_number("eps", self.eps, 0, low_open=True)
@@ -108,35 +109,32 @@ class DeepSVDD(AutoEncoderDetector):
             raise ParameterError(f"activation {self.activation!r} is bounded, which lets Deep SVDD collapse "
                                  f"to a constant map (Ruff et al. 2018, Prop. 3); use e.g. 'leaky_relu' or 'relu'")
 
-    def _build_net(self, n_features):
-        return DeepSVDDNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+    def build_network(self, n_features):
+        return DeepSVDDNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
                            self.dropout, self.batch_norm)
 
     # ---- training -----------------------------------------------------------
 
-    def _fit_net(self, X):
-        train, validation = self._split_validation(X)
-        if self.pretrain_epochs:
-            self._pretrain(train)
-        self._init_center(train)
-        if self.objective == "one-class":
-            self._train(train, validation, self.epochs)
-        else:
-            self._train_soft_boundary(train, validation)
+    def training_callbacks(self, X):
+        callbacks = [_PretrainAndCenter(self)]
+        if self.objective == "soft-boundary":
+            # R is solved after every epoch past the warm-up (and after the last one); before
+            # that R = 0 and the validation loss is another objective, so it is not compared.
+            first_solved = min(self.warm_up_epochs, max(self.epochs - 1, 0))
+            callbacks += [_RadiusSolver(self, first_solved), EarlyStopping(self.patience, start_epoch=first_solved)]
+        return callbacks
 
-    def _pretrain(self, train):
-        """Train ``encoder`` as the encoder of a bias-free autoencoder (own optimiser)."""
-        net = self.net_
-        autoencoder = AutoEncoderNet(self.n_features_in_, self._hidden_dims(), self.latent_dim, self.activation,
-                                     self.dropout, self.batch_norm, bias=False).to(train.device)
-        autoencoder.encoder = net.encoder  # shared module: pretraining updates the SVDD network
-        self.net_, self._pretraining = autoencoder, True
+    def _pretrain(self, loop):
+        """Train ``encoder`` as the encoder of a bias-free autoencoder (own optimiser and shuffling)."""
+        autoencoder = AutoEncoderNet(self.n_features_in_, self.hidden_widths(), self.latent_dim, self.activation,
+                                     self.dropout, self.batch_norm, bias=False).to(loop.train.device)
+        autoencoder.encoder = loop.net.encoder  # shared module: pretraining updates the SVDD network
+        pretraining = TrainingLoop(self, autoencoder, loop.train,
+                                   loss=lambda net, batch: self.batch_loss(net, batch, row_loss=_reconstruction_loss))
         try:
-            self._train(train, None, self.pretrain_epochs)
+            pretraining.run(self.pretrain_epochs)
         finally:
-            self.net_ = net
-            del self._pretraining
-            self.__dict__.pop("_optimizer", None)  # fresh Adam for the SVDD objective
+            pretraining.optimizer.release()
         self.history_["pretrain_loss"] = self.history_["loss"]
         self.history_["loss"] = []
 
@@ -144,60 +142,27 @@ class DeepSVDD(AutoEncoderDetector):
     def _init_center(self, train):
         net = self.net_
         net.eval()
-        c = torch.cat([net.encoder(batch) for batch in self._scoring_batches(train)]).mean(dim=0)
+        c = torch.cat([net.encoder(batch) for batch in self.scoring_batches(train)]).mean(dim=0)
         near_zero = c.abs() < self.eps
         c[near_zero] = torch.where(c[near_zero] < 0, -self.eps, self.eps)
         net.center.copy_(c)
-
-    def _train_soft_boundary(self, train, validation):
-        """Alternate one epoch of W with R fixed and an exact solve for R.
-
-        With a validation split, the soft-boundary objective on it is tracked from the
-        first epoch after warm-up (before, R = 0 and the loss is not the same objective);
-        the state (W and R) of the best epoch is restored after ``patience`` epochs
-        without improvement.
-        """
-        best_loss, best_state, stale = None, None, 0
-        for epoch in range(1, self.epochs + 1):
-            self._train(train, None, 1)
-            solved = epoch > self.warm_up_epochs or epoch == self.epochs
-            if solved:
-                self._solve_radius(train)
-            if validation is None:
-                continue
-            val_loss = self._evaluate_loss(validation)
-            self.history_["val_loss"].append(val_loss)
-            if not solved:
-                continue
-            if best_loss is None or val_loss < best_loss - 1e-7 * abs(best_loss):
-                best_loss, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
 
     @torch.no_grad()
     def _solve_radius(self, train):
         """R = the (1 - nu)-quantile of the training rows' distances to c (paper, Section 3.1)."""
         net = self.net_
         net.eval()
-        distances = torch.cat([net(batch) for batch in self._scoring_batches(train)]).sqrt()
+        distances = torch.cat([net(batch) for batch in self.scoring_batches(train)]).sqrt()
         net.radius.fill_(torch.quantile(distances.double(), 1 - self.nu).item())
 
-    def _loss(self, net, x, target):
-        if getattr(self, "_pretraining", False):
-            _, recon = net(x)
-            return squared_error(recon, target)
+    def row_loss(self, net, x, target):
         distance = net(x)
         if self.objective == "one-class":
             return distance
         r2 = net.radius.pow(2)
         return r2 + torch.clamp(distance - r2, min=0) / self.nu
 
-    def _score(self, net, x):
+    def row_score(self, net, x):
         distance = net(x)
         if self.objective == "one-class":
             return distance
@@ -212,6 +177,33 @@ class DeepSVDD(AutoEncoderDetector):
     @property
     def radius_(self) -> float:
         return float(self.net_.radius)
+
+
+def _reconstruction_loss(net, x, target):
+    return squared_error(net(x)[1], target)
+
+
+class _PretrainAndCenter(Callback):
+    """Before training: optional autoencoder pre-training, then the centre c from the initial codes."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def on_train_begin(self, loop):
+        if self.detector.pretrain_epochs:
+            self.detector._pretrain(loop)
+        self.detector._init_center(loop.train)
+
+
+class _RadiusSolver(Callback):
+    """Soft boundary: solve R exactly after every epoch from ``first_solved`` on, and after the last."""
+
+    def __init__(self, detector, first_solved: int):
+        self.detector, self.first_solved = detector, first_solved
+
+    def on_epoch_end(self, loop, epoch, logs):
+        if epoch >= self.first_solved or epoch == loop.epochs - 1:
+            self.detector._solve_radius(loop.train)
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import mlp
+from pyod_ae_ext.training import Callback, EarlyStopping
 
 
 def _round_half_up(value: float) -> int:
@@ -114,13 +115,13 @@ class KSparseAE(AutoEncoderDetector):
         self.tied = tied
         self.sparsity_schedule = sparsity_schedule
 
-    def _validate_params(self):
+    def check_family_params(self):
         check_number("k", self.k, 1, self.latent_dim, integer=True)
         check_number("alpha", self.alpha, 1)
         check_number("sparsity_schedule", self.sparsity_schedule, 0, 1)
         if not isinstance(self.tied, bool):
             raise ParameterError(f"tied must be True or False, got {self.tied!r}")
-        if self.tied and self._hidden_dims():
+        if self.tied and self.hidden_widths():
             raise ParameterError(f"tied=True is the paper's single-layer model and needs hidden_dims=(), "
                                  f"got hidden_dims={self.hidden_dims!r}; set tied=False for a deep encoder")
 
@@ -129,34 +130,32 @@ class KSparseAE(AutoEncoderDetector):
         """Units kept at scoring: ``min(latent_dim, round(alpha * k))``."""
         return min(self.latent_dim, _round_half_up(self.alpha * self.k))
 
-    def _build_net(self, n_features):
-        net = KSparseNet(n_features, self._hidden_dims(), self.latent_dim, self.activation, self.dropout,
+    def build_network(self, n_features):
+        net = KSparseNet(n_features, self.hidden_widths(), self.latent_dim, self.activation, self.dropout,
                          self.batch_norm, self.tied)
         net.support = self.k
         return net
 
-    def _fit_net(self, X):
-        train, validation = self._split_validation(X)
-        net = self.net_
+    def training_callbacks(self, X):
         warmup = _round_half_up(self.sparsity_schedule * self.epochs)
-        for epoch in range(warmup):  # k: latent_dim -> k linearly over the warm-up epochs
-            fraction = (epoch + 1) / warmup
-            net.support = _round_half_up(self.latent_dim + fraction * (self.k - self.latent_dim))
-            self._train(train, None, 1)
-        net.support = self.k
-        if self.epochs - warmup > 0:
-            self._train(train, validation, self.epochs - warmup)
+        # early stopping compares only epochs trained with the final support k
+        return [SupportSchedule(self.latent_dim, self.k, warmup),
+                EarlyStopping(self.patience, start_epoch=warmup, evaluate_before_start=False)]
 
-    def _loss(self, net, x, target):
+    def row_loss(self, net, x, target):
         # training: the (scheduled) support net.support; validation loss: the target k
         _, recon = net(x, None if net.training else self.k)
         return squared_error(recon, target)
 
-    def _score(self, net, x):
+    def row_score(self, net, x):
         _, recon = net(x, self.scoring_support_)
         return squared_error(recon, x)
 
-    def _contributions(self, net, x):
+    def row_code(self, net, x):
+        """The sparse code with the scoring support."""
+        return net(x, self.scoring_support_)[0]
+
+    def row_contributions(self, net, x):
         _, recon = net(x, self.scoring_support_)
         return (recon - x).pow(2)
 
@@ -167,15 +166,25 @@ class KSparseAE(AutoEncoderDetector):
         -------
         numpy.ndarray, shape (n_samples, latent_dim)
         """
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, ["net_", "decision_scores_"])
-        x = self._to_tensor(self._check_new_data(X))
-        net = self.net_
-        net.eval()
-        with torch.inference_mode():
-            h = torch.cat([net(batch, support or self.scoring_support_)[0] for batch in self._scoring_batches(x)])
+        x = self.network_input(X)
+        with self.scoring_context(rows=x.shape[0]):
+            h = torch.cat([self.net_(batch, support or self.scoring_support_)[0]
+                           for batch in self.scoring_batches(x)])
         return h.double().cpu().numpy()
+
+
+class SupportSchedule(Callback):
+    """Training support k: from ``latent_dim`` down to ``k`` linearly over the ``warmup`` epochs, then ``k``."""
+
+    def __init__(self, latent_dim: int, k: int, warmup: int):
+        self.latent_dim, self.k, self.warmup = latent_dim, k, warmup
+
+    def on_epoch_begin(self, loop, epoch):
+        if epoch < self.warmup:
+            fraction = (epoch + 1) / self.warmup
+            loop.net.support = _round_half_up(self.latent_dim + fraction * (self.k - self.latent_dim))
+        else:
+            loop.net.support = self.k
 
 
 @hookimpl

@@ -47,7 +47,7 @@ class Toll(AutoEncoderDetector):
         self.lam = lam
         self.norm = norm
 
-    def _validate_params(self):
+    def check_family_params(self):
         check_number("lam", self.lam, 0)
         check_choice("norm", self.norm, ["squared", "l2"])
 
@@ -55,20 +55,20 @@ class Toll(AutoEncoderDetector):
         squared = z.pow(2).sum(dim=1)
         return squared if self.norm == "squared" else squared.sqrt()
 
-    def _loss(self, net, x, target):
+    def row_loss(self, net, x, target):
         z, recon = net(x)
         return squared_error(recon, target) + self.lam * self._latent_term(z)
 
-    def _score(self, net, x):
-        return self._loss(net, x, x)
+    def row_score(self, net, x):
+        return self.row_loss(net, x, x)
 
-    def _contributions(self, net, x):
+    def row_contributions(self, net, x):
         _, recon = net(x)
         return (recon - x).pow(2)
 
     def latent_penalty(self, X):
         """The latent term ``lam * ||E(x)||`` of each row's score."""
-        return self.decision_function(X) - self.feature_contributions(X).sum(axis=1)
+        return self.family_score(X) - self.feature_contributions(X).sum(axis=1)
 
 
 @hookimpl

@@ -9,7 +9,8 @@ Explanations
     per feature for the autoencoders, the residuals that the rows of S absorb for
     RDAE). A part of the score that belongs to no feature (Toll's latent penalty) is
     reported as one extra column, ``<latent>`` (``<other>`` for other detectors), so
-    the columns always add up to the score. A *share* is a contribution divided by the
+    the columns always add up to the family's own score; a latent-space kNN term
+    (``latent_knn_weight``) ranks the rows but is not attributed to features. A *share* is a contribution divided by the
     sum of the absolute contributions of its row. An :class:`~pyod_ae_ext.ensemble.Ensemble`
     is explained through its members that provide contributions: rows are ranked by
     the ensemble's score and the shares are the mean of those members' shares (its
@@ -73,7 +74,10 @@ def _single_contributions(detector, X, feature_names):
         raise AdscoreError(f"detector {name!r} with these parameters gives no per-feature contributions "
                            f"({exc})") from None
     columns = list(feature_names)
-    rest = np.asarray(detector.decision_function(X), dtype=np.float64) - values.sum(axis=1)
+    # The part of the score that features carry: the family's own score when the detector
+    # adds a latent-space term (which belongs to no feature), else the whole score.
+    score = detector.family_score(X) if hasattr(detector, "family_score") else detector.decision_function(X)
+    rest = np.asarray(score, dtype=np.float64) - values.sum(axis=1)
     scale = max(1.0, float(np.abs(values).sum(axis=1).max(initial=0.0)))
     if np.abs(rest).max(initial=0.0) > 1e-6 * scale:
         values = np.column_stack([values, rest])

@@ -1,22 +1,43 @@
-"""The shared autoencoder engine.
+"""The shared autoencoder engine and its public extension API.
 
 :class:`AutoEncoderDetector` does everything that is not specific to one method:
 input checks, standardisation, building the MLP, minibatch training on in-memory
-tensors, validation and early stopping, devices, seeding, batched scoring under
-``torch.inference_mode`` and PyOD's threshold/labels bookkeeping. A detector family
-subclasses it and defines only its network pieces, its loss and its score::
+tensors (:mod:`pyod_ae_ext.training`), validation and early stopping, devices,
+seeding, batched scoring under ``torch.inference_mode``, persistence and PyOD's
+threshold/labels bookkeeping. A detector family subclasses it and defines only its
+method, through public hooks:
+
+=============================  ====================================================
+``row_loss(net, x, target)``   per-row training loss (required)
+``row_score(net, x)``          per-row anomaly score (required)
+``build_network(n_features)``  the network (default: MLP autoencoder)
+``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
+``row_code(net, x)``           the code used by the latent-space score
+``check_family_params()``      checks of the family's own parameters
+``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
+``n_training_epochs()``        the epoch budget of the loop (default ``epochs``)
+``make_optimizer(net)``        the optimiser (default: Adam on one flat buffer)
+``extra_fitted_state()``       fitted state beyond the network to save, and
+``restore_extra_fitted_state`` its inverse
+=============================  ====================================================
+
+and may use the engine's public helpers (``hidden_widths``, ``scoring_batches``,
+``random_generator``, ``network_input``, ``scoring_context``, ``evaluate_loss``)::
 
     class MyDetector(AutoEncoderDetector):
         def __init__(self, lam=1.0, **engine_params):
             super().__init__(**engine_params)
             self.lam = lam
 
-        def _loss(self, net, x, target):      # per-row training loss
+        def row_loss(self, net, x, target):
             z, recon = net(x)
             return squared_error(recon, target) + self.lam * z.pow(2).sum(1)
 
-        def _score(self, net, x):              # per-row anomaly score
-            ...
+        def row_score(self, net, x):
+            z, recon = net(x)
+            return squared_error(recon, x) + self.lam * z.pow(2).sum(1)
+
+:func:`pyod_ae_ext.testing.check_detector` runs the contract suite on a family.
 
 Extreme and degenerate values. Features are standardised with a floored scale (see
 the ``standardize`` parameter): a feature that barely varied in training or rarely
@@ -42,8 +63,6 @@ import decimal
 import inspect
 import math
 import numbers
-import sys
-import time
 
 import numpy as np
 import torch
@@ -54,6 +73,8 @@ from sklearn.utils.validation import check_is_fitted
 from .errors import DataError, DeviceError, ParameterError, TrainingError
 from .nets import ACTIVATIONS, AutoEncoderNet
 from .optim import FlatAdam
+from . import latent
+from .training import EarlyStopping, ProgressReporter, TrainingLoop
 
 # Rows x widest layer per operation below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
@@ -388,6 +409,19 @@ class AutoEncoderDetector(BaseDetector):
         score; the same seed and data give identical scores on the CPU.
     verbose : bool, default False
         Print epoch, training loss and validation loss to stderr.
+    latent_knn_weight : float in [0, 1], default 0.5
+        Weight of the latent-space score (:mod:`pyod_ae_ext.latent`): the mean
+        distance from a row's code to its ``latent_knn_k`` nearest training codes.
+        With w > 0 the score is ``(1 - w) * z_own + w * z_knn``, both standardised on
+        the training rows; **0 is the paper's score** (the family's own, unscaled), 1
+        the latent distance alone. 0.5 is the default of the families where it raised
+        the mean ROC-AUC on the shared ADBench sets (benchmarks/RESULTS.md); the VAE
+        and RDAE default to 0.
+    latent_knn_k : int, default 10
+        Neighbours of the latent-space score.
+    latent_reference_size : int, default 4096
+        At most this many training codes (drawn by the seed, saved with the model)
+        are the latent score's reference set.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -399,7 +433,8 @@ class AutoEncoderDetector(BaseDetector):
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
-                 random_state=None, verbose=False):
+                 random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
+                 latent_reference_size=4096):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
         self.hidden_dims = hidden_dims
@@ -420,35 +455,87 @@ class AutoEncoderDetector(BaseDetector):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.latent_knn_weight = latent_knn_weight
+        self.latent_knn_k = latent_knn_k
+        self.latent_reference_size = latent_reference_size
 
-    # ---- what a detector family defines ------------------------------------
+    # ---- the public hooks a detector family defines ----------------------------
 
-    def _build_net(self, n_features: int) -> torch.nn.Module:
-        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``."""
-        return AutoEncoderNet(n_features, self._hidden_dims(), self.latent_dim, self.activation,
+    def build_network(self, n_features: int) -> torch.nn.Module:
+        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``.
+
+        Called under the detector's seed, so weight initialisation is reproducible.
+        """
+        return AutoEncoderNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
                               self.dropout, self.batch_norm)
 
-    def _loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-row training loss of the (possibly corrupted) batch ``x`` against ``target``."""
-        raise NotImplementedError
+    def row_loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-row training loss, shape (rows,), of the (possibly corrupted) batch ``x`` against ``target``.
 
-    def _score(self, net, x: torch.Tensor) -> torch.Tensor:
-        """Per-row anomaly score of the standardised batch ``x`` (higher = more anomalous)."""
-        raise NotImplementedError
+        The engine minimises its mean over each batch (plus ``activity_l1``'s penalty);
+        the validation loss is its mean over the held-out rows.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define row_loss(net, x, target)")
 
-    def _contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
-        """Per-feature contributions to the score, shape (rows, features), or None."""
+    def row_score(self, net, x: torch.Tensor) -> torch.Tensor:
+        """Per-row anomaly score, shape (rows,), of the standardised batch ``x`` (higher = more anomalous).
+
+        Runs under ``torch.inference_mode`` with the network in eval mode; it must not
+        depend on the other rows of the batch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define row_score(net, x)")
+
+    def row_code(self, net, x: torch.Tensor) -> torch.Tensor:
+        """The code ``E(x)`` of each row, shape (rows, code width), for the latent-space score.
+
+        By default the output of ``net.encoder``; families with another notion of code
+        (the VAE's posterior mean, the k-sparse code) override it.
+        """
+        encoder = getattr(net, "encoder", None)
+        if encoder is None:
+            raise ParameterError(f"{type(self).__name__} has no encoder to take codes from; "
+                                 "set latent_knn_weight=0 or define row_code(net, x)")
+        return encoder(x)
+
+    def row_contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
         return None
 
-    def _validate_params(self) -> None:
-        """Check the family's own parameters; raise :class:`ParameterError`."""
+    def check_family_params(self) -> None:
+        """Check the family's own parameters; raise :class:`ParameterError` naming the bad one."""
+
+    def training_callbacks(self, X: torch.Tensor) -> list:
+        """Callbacks (:class:`~pyod_ae_ext.training.Callback`) for this fit's training loop.
+
+        ``X`` holds every standardised training row, including those held out for
+        validation; the loop's ``train`` and ``validation`` attributes hold the split.
+        The engine adds early stopping when rows are held out (unless one of these is
+        an :class:`~pyod_ae_ext.training.EarlyStopping`) and progress lines with
+        ``verbose=True``, after these.
+        """
+        return []
+
+    def n_training_epochs(self) -> int:
+        """How many epochs the training loop may run (default ``epochs``); callbacks may stop it earlier."""
+        return self.epochs
+
+    def make_optimizer(self, net):
+        """The optimiser for ``net``: Adam over one flat buffer with ``lr`` and ``weight_decay``."""
+        return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def extra_fitted_state(self) -> tuple[dict, dict]:
+        """Family-specific fitted state to save: (JSON-able dict, dict of CPU tensors)."""
+        return {}, {}
+
+    def restore_extra_fitted_state(self, meta: dict, tensors: dict) -> None:
+        """Inverse of :meth:`extra_fitted_state`; raise ``InconsistentModelError`` for bad content."""
 
     # ---- fitting ------------------------------------------------------------
 
     def check_params(self) -> None:
         """Raise :class:`ParameterError` for any invalid parameter value, before any data is read."""
         self._check_engine_params()
-        self._validate_params()
+        self.check_family_params()
 
     def fit(self, X, y=None):
         """Fit the detector on ``X`` (rows x features); ``y`` is ignored.
@@ -471,23 +558,57 @@ class AutoEncoderDetector(BaseDetector):
         X_std = self._to_tensor(X)
         self.history_ = {"loss": [], "val_loss": []}
         with self._seeded(), self._thread_budget(rows=self.batch_size):
-            self.net_ = self._build_net(self.n_features_in_).to(device)
-            try:
-                self._fit_net(X_std)
-            finally:
-                optimizer = self.__dict__.pop("_optimizer", None)
-                if optimizer is not None:
-                    optimizer.release()
+            self.net_ = self.build_network(self.n_features_in_).to(device)
+            self._fit_network(X_std)
         with self._seeded(offset=1), self._thread_budget(rows=X_std.shape[0]):
             self.decision_scores_ = self._training_scores(X_std)
+            if self.latent_knn_weight:
+                self.decision_scores_ = self._fit_latent_score(X_std, self.decision_scores_)
         self._check_finite_scores(self.decision_scores_, "training")
         self._process_decision_scores()
         return self
 
-    def _fit_net(self, X: torch.Tensor) -> None:
-        """Train ``self.net_`` on the standardised training tensor (override for alternating schemes)."""
+    def _fit_network(self, X: torch.Tensor) -> None:
+        """Train ``net_`` on the standardised rows ``X``: one :class:`TrainingLoop` with the family's callbacks."""
         train, validation = self._split_validation(X)
-        self._train(train, validation, self.epochs)
+        callbacks = list(self.training_callbacks(X))
+        if validation is not None and not any(isinstance(c, EarlyStopping) for c in callbacks):
+            callbacks.append(EarlyStopping(self.patience))
+        if self.verbose:
+            callbacks.append(ProgressReporter())
+        loop = TrainingLoop(self, self.net_, train, validation, callbacks=callbacks)
+        try:
+            loop.run(self.n_training_epochs())
+        finally:
+            if loop.optimizer is not None:
+                loop.optimizer.release()
+        self.n_epochs_ = len(self.history_["loss"])
+
+    def _fit_latent_score(self, X: torch.Tensor, own_scores: np.ndarray) -> np.ndarray:
+        """Keep the reference codes and both standardisers; return the combined training scores."""
+        codes = self._codes(X)
+        index = latent.choose_reference(codes.shape[0], int(self.latent_reference_size),
+                                        torch.Generator().manual_seed(self.seed_ + 2))
+        self.latent_reference_ = codes[index.to(codes.device)].contiguous()
+        own_position = torch.full((codes.shape[0],), -1, dtype=torch.long)
+        own_position[index] = torch.arange(index.numel())
+        with torch.inference_mode():
+            distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k),
+                                            own_position.to(codes.device))
+        knn_scores = distances.double().cpu().numpy()
+        self.latent_standardisers_ = (*latent.standardiser(own_scores), *latent.standardiser(knn_scores))
+        return self._combine_latent(own_scores, knn_scores)
+
+    def _codes(self, X: torch.Tensor) -> torch.Tensor:
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            return torch.cat([self.row_code(net, batch) for batch in self.scoring_batches(X)]).float()
+
+    def _combine_latent(self, own_scores: np.ndarray, knn_scores: np.ndarray) -> np.ndarray:
+        own_mean, own_std, knn_mean, knn_std = self.latent_standardisers_
+        w = float(self.latent_knn_weight)
+        return (1 - w) * (own_scores - own_mean) / own_std + w * (knn_scores - knn_mean) / knn_std
 
     def _training_scores(self, X: torch.Tensor) -> np.ndarray:
         """``decision_scores_``: by default the same score as for new data."""
@@ -500,67 +621,24 @@ class AutoEncoderDetector(BaseDetector):
         if n_val < 1 or X.shape[0] - n_val < 2:
             raise DataError(f"validation_fraction={self.validation_fraction} leaves no rows to "
                             f"{'validate' if n_val < 1 else 'train'} on with {X.shape[0]} rows")
-        order = torch.randperm(X.shape[0], generator=self._generator()).to(X.device)
+        order = torch.randperm(X.shape[0], generator=self.random_generator()).to(X.device)
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _train(self, train: torch.Tensor, validation: torch.Tensor | None, epochs: int) -> None:
-        """Minibatch Adam on ``train`` for ``epochs`` epochs; continues from earlier calls."""
-        net = self.net_
-        if not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(net)
-            self._shuffle_generator = self._generator()
-        optimizer = self._optimizer
-        n_rows = train.shape[0]
-        batch_size = min(self.batch_size, n_rows)
-        min_batch = 2 if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()) else 1
-        best_loss, best_state, stale = None, None, 0
-        for epoch in range(epochs):
-            started = time.perf_counter()
-            net.train()
-            order = torch.randperm(n_rows, generator=self._shuffle_generator).to(train.device)
-            shuffled = train[order]
-            batch_losses = []
-            for start in range(0, n_rows, batch_size):
-                batch = shuffled[start:start + batch_size]
-                if batch.shape[0] < min_batch:
-                    continue
-                loss = self._batch_loss(net, batch)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                batch_losses.append(loss.detach())
-            epoch_loss = torch.stack(batch_losses).mean().item()
-            self._check_finite_loss(epoch_loss, len(self.history_["loss"]) + 1)
-            self.history_["loss"].append(epoch_loss)
-            val_loss = None
-            if validation is not None:
-                val_loss = self._evaluate_loss(validation)
-                self.history_["val_loss"].append(val_loss)
-                if best_state is None or val_loss < best_loss - 1e-7 * abs(best_loss):
-                    best_loss, stale = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-            if self.verbose:
-                self._report(epoch, epochs, epoch_loss, val_loss, time.perf_counter() - started)
-            if validation is not None and stale >= self.patience:
-                if self.verbose:
-                    print(f"early stop: no validation improvement for {self.patience} epochs", file=sys.stderr)
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.n_epochs_ = len(self.history_["loss"])
+    def batch_loss(self, net, batch: torch.Tensor, row_loss=None) -> torch.Tensor:
+        """Mean training loss of one batch: corruption, the per-row loss, the activity penalty.
 
-    def _batch_loss(self, net, batch: torch.Tensor) -> torch.Tensor:
-        """Mean training loss of one batch: corruption, the family's loss, activity penalty."""
+        ``row_loss`` defaults to :meth:`row_loss`; a family passes another one for a
+        separate training phase (e.g. Deep SVDD's autoencoder pre-training).
+        """
+        row_loss = row_loss or self.row_loss
         corrupted = self._corrupt(batch)
         if not self.activity_l1:
-            return self._loss(net, corrupted, batch).mean()
+            return row_loss(net, corrupted, batch).mean()
         activations = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out))
                  for m in _activity_modules(net)]
         try:
-            loss = self._loss(net, corrupted, batch).mean()
+            loss = row_loss(net, corrupted, batch).mean()
         finally:
             for hook in hooks:
                 hook.remove()
@@ -575,29 +653,12 @@ class AutoEncoderDetector(BaseDetector):
         keep = torch.rand_like(batch) >= self.corruption_level
         return batch * keep  # standardised data: 0 is the feature mean
 
-    def _evaluate_loss(self, X: torch.Tensor) -> float:
-        net = self.net_
+    def evaluate_loss(self, net, X: torch.Tensor) -> float:
+        """Mean :meth:`row_loss` of the rows ``X`` (clean inputs, eval mode, no gradients)."""
         net.eval()
         with torch.inference_mode():
-            total = sum(self._loss(net, batch, batch).sum() for batch in self._scoring_batches(X))
+            total = sum(self.row_loss(net, batch, batch).sum() for batch in self.scoring_batches(X))
         return float(total) / X.shape[0]
-
-    def _make_optimizer(self, net):
-        return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-    def _check_finite_loss(self, loss: float, epoch: int) -> None:
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"training loss became {loss} at epoch {epoch}; lower the learning rate "
-                f"(lr={self.lr}) or check the data for extreme values"
-            )
-
-    def _report(self, epoch, epochs, loss, val_loss, seconds):
-        parts = [f"epoch {epoch + 1}/{epochs}", f"loss {loss:.6g}"]
-        if val_loss is not None:
-            parts.append(f"val_loss {val_loss:.6g}")
-        parts.append(f"{seconds:.2f}s")
-        print("  ".join(parts), file=sys.stderr)
 
     # ---- scoring ------------------------------------------------------------
 
@@ -610,19 +671,33 @@ class AutoEncoderDetector(BaseDetector):
         self._check_finite_scores(scores, "new-data")
         return scores
 
-    def feature_contributions(self, X) -> np.ndarray:
-        """Per-feature contributions to each row's score, shape (n_samples, n_features).
+    def family_score(self, X) -> np.ndarray:
+        """The family's own score of ``X`` (the paper's), before any latent-space term.
 
-        Where the score is a sum over features (reconstruction errors) the rows sum to
-        :meth:`decision_function`; terms that do not belong to a feature (e.g. Toll's
-        latent penalty) are reported by the family's own documentation.
+        Equals :meth:`decision_function` when ``latent_knn_weight`` is 0.
         """
         check_is_fitted(self, ["net_", "decision_scores_"])
         X = self._to_tensor(self._check_new_data(X))
         net = self.net_
         net.eval()
         with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]), torch.inference_mode():
-            parts = [self._contributions(net, batch) for batch in self._scoring_batches(X)]
+            scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
+        return scores.double().cpu().numpy()
+
+    def feature_contributions(self, X) -> np.ndarray:
+        """Per-feature contributions to each row's family score, shape (n_samples, n_features).
+
+        Where the family's score is a sum over features (reconstruction errors) the rows
+        sum to :meth:`family_score` (which is :meth:`decision_function` without a
+        latent-space term); terms that do not belong to a feature (e.g. Toll's latent
+        penalty) are reported by the family's own documentation.
+        """
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        X = self._to_tensor(self._check_new_data(X))
+        net = self.net_
+        net.eval()
+        with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]), torch.inference_mode():
+            parts = [self.row_contributions(net, batch) for batch in self.scoring_batches(X)]
         if parts[0] is None:
             raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
         return torch.cat(parts).double().cpu().numpy()
@@ -631,16 +706,37 @@ class AutoEncoderDetector(BaseDetector):
         net = self.net_
         net.eval()
         with torch.inference_mode():
-            scores = torch.cat([self._score(net, batch) for batch in self._scoring_batches(X)])
-        return scores.double().cpu().numpy()
+            scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
+        scores = scores.double().cpu().numpy()
+        if self.latent_knn_weight and hasattr(self, "latent_reference_"):
+            with torch.inference_mode():
+                distances = latent.knn_distance(self._codes(X), self.latent_reference_, int(self.latent_knn_k))
+            scores = self._combine_latent(scores, distances.double().cpu().numpy())
+        return scores
 
-    def _scoring_batches(self, X: torch.Tensor):
-        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+    def scoring_batches(self, X: torch.Tensor):
+        """``X`` split into row blocks sized for scoring (large enough to amortise calls, cache-friendly)."""
+        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
         rows = max(1024, _SCORING_BATCH_ELEMENTS // widest)
         return X.split(rows)
 
     def _check_new_data(self, X) -> np.ndarray:
         return check_new_data(self, X)
+
+    def network_input(self, X) -> torch.Tensor:
+        """New data ``X`` checked against the fitted features, standardised and on the device.
+
+        What the families' own public methods (e.g. ``codes(X)``) feed their network.
+        """
+        check_is_fitted(self, ["net_", "decision_scores_"])
+        return self._to_tensor(self._check_new_data(X))
+
+    @contextlib.contextmanager
+    def scoring_context(self, rows: int):
+        """Seeded, thread-budgeted ``torch.inference_mode`` with the network in eval mode, as scoring uses."""
+        self.net_.eval()
+        with self._seeded(offset=1), self._thread_budget(rows=rows), torch.inference_mode():
+            yield
 
     def _check_finite_scores(self, scores, which):
         finite = np.isfinite(scores)
@@ -658,7 +754,8 @@ class AutoEncoderDetector(BaseDetector):
 
     # ---- helpers ------------------------------------------------------------
 
-    def _hidden_dims(self) -> tuple:
+    def hidden_widths(self) -> tuple:
+        """``hidden_dims`` as a tuple of ints (a single int means one hidden layer)."""
         if isinstance(self.hidden_dims, numbers.Integral):
             return (int(self.hidden_dims),)
         return tuple(int(h) for h in self.hidden_dims)
@@ -680,7 +777,8 @@ class AutoEncoderDetector(BaseDetector):
                 out[chunk] = values
         return torch.from_numpy(out).to(self.device_)
 
-    def _generator(self) -> torch.Generator:
+    def random_generator(self) -> torch.Generator:
+        """A new CPU generator seeded from ``random_state``: the same draws on every fit with the same seed."""
         return torch.Generator().manual_seed(self.seed_)
 
     @contextlib.contextmanager
@@ -703,7 +801,7 @@ class AutoEncoderDetector(BaseDetector):
         if torch.device(self.device_).type != "cpu":
             yield
             return
-        widest = max(self.n_features_in_, *self._hidden_dims(), self.latent_dim)
+        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
         previous = torch.get_num_threads()
         if rows * widest <= _SINGLE_THREAD_WORK:
             torch.set_num_threads(1)
@@ -732,6 +830,9 @@ class AutoEncoderDetector(BaseDetector):
         check_number("validation_fraction", self.validation_fraction, 0, 0.5)
         check_number("patience", self.patience, 1, integer=True)
         check_number("activity_l1", self.activity_l1, 0)
+        check_number("latent_knn_weight", self.latent_knn_weight, 0, 1)
+        check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
+        check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
         check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
         check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
         contamination = self.contamination
@@ -768,19 +869,23 @@ class AutoEncoderDetector(BaseDetector):
     def _fitted_state(self) -> tuple[dict, dict]:
         """(JSON-able fitted attributes, tensors) that reconstruct this fitted detector."""
         check_is_fitted(self, ["net_", "decision_scores_"])
+        extra_meta, extra_tensors = self.extra_fitted_state()
         meta = {
             "n_features_in": self.n_features_in_,
             "seed": self.seed_,
             "history": self.history_,
             "n_epochs": getattr(self, "n_epochs_", None),
-            **self._extra_fitted_meta(),
+            **extra_meta,
         }
         # clone: parameters are views of one training buffer, and safetensors stores no shared memory
         tensors = {f"net.{k}": v.detach().cpu().clone() for k, v in self.net_.state_dict().items()}
         tensors["scaler.mean"] = torch.from_numpy(self.scaler_mean_)
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
-        tensors.update({f"extra.{k}": v for k, v in self._extra_fitted_tensors().items()})
+        tensors.update({f"extra.{k}": v for k, v in extra_tensors.items()})
+        if self.latent_knn_weight:
+            meta["latent_standardisers"] = list(self.latent_standardisers_)
+            tensors["latent.reference"] = self.latent_reference_.detach().cpu().clone()
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
@@ -805,9 +910,10 @@ class AutoEncoderDetector(BaseDetector):
         self.scaler_scale_ = scaler_scale.numpy().astype(np.float64)
         self.decision_scores_ = scores.numpy().astype(np.float64)
         self._set_n_classes(None)
-        self._restore_extra_fitted(meta, {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
+        self.restore_extra_fitted_state(meta, {k[len("extra."):]: v for k, v in tensors.items()
+                                               if k.startswith("extra.")})
         with self._seeded():
-            net = self._build_net(self.n_features_in_)
+            net = self.build_network(self.n_features_in_)
         state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         try:
             net.load_state_dict(state)
@@ -816,17 +922,28 @@ class AutoEncoderDetector(BaseDetector):
             raise InconsistentModelError(f"its network weights do not fit a {type(self).__name__} with the saved "
                                          f"parameters ({detail[:300]})") from None
         self.net_ = net.to(self.device_)
+        if self.latent_knn_weight:
+            self._restore_latent(meta, tensors)
 
-    def _extra_fitted_meta(self) -> dict:
-        """Family-specific JSON-able fitted attributes to save."""
-        return {}
+    def _restore_latent(self, meta: dict, tensors: dict) -> None:
+        from .errors import InconsistentModelError
+        from .persistence import require_tensor
 
-    def _extra_fitted_tensors(self) -> dict:
-        """Family-specific fitted arrays to save (as CPU tensors)."""
-        return {}
+        reference = require_tensor(tensors, "latent.reference", ndim=2)
+        standardisers = meta.get("latent_standardisers")
+        if not (isinstance(standardisers, list) and len(standardisers) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in standardisers) and standardisers[1] > 0 and standardisers[3] > 0):
+            raise InconsistentModelError("state entry 'latent_standardisers' must be 4 finite numbers "
+                                         "(positive spreads)")
+        with torch.inference_mode():
+            width = self.row_code(self.net_, torch.zeros(1, self.n_features_in_, device=self.device_)).shape[1]
+        if reference.shape[1] != width:
+            raise InconsistentModelError(f"tensor 'latent.reference' has codes of width {reference.shape[1]}, "
+                                         f"the network makes codes of width {width}")
+        self.latent_reference_ = reference.float().to(self.device_)
+        self.latent_standardisers_ = tuple(float(v) for v in standardisers)
 
-    def _restore_extra_fitted(self, meta: dict, tensors: dict) -> None:
-        """Inverse of :meth:`_extra_fitted_meta` / :meth:`_extra_fitted_tensors`."""
 
 
 def column_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ def test_reconstruction_contributions_sum_to_the_score(blobs):
     ae = pyod_ae_ext.make_detector("ae", epochs=3, random_state=0).fit(train)
     attribution = contributions(ae, test, list("abcde"))
     assert attribution.columns == list("abcde")  # the score is exactly the sum: no extra column
-    np.testing.assert_allclose(attribution.values.sum(axis=1), ae.decision_function(test), rtol=1e-5)
+    np.testing.assert_allclose(attribution.values.sum(axis=1), ae.family_score(test), rtol=1e-5)
     np.testing.assert_allclose(attribution.shares.sum(axis=1), 1.0)
 
 
@@ -35,7 +35,7 @@ def test_toll_latent_term_is_its_own_column(blobs):
     toll = pyod_ae_ext.make_detector("toll", epochs=3, random_state=0).fit(train)
     attribution = contributions(toll, test, list("abcde"))
     assert attribution.columns == [*"abcde", "<latent>"]
-    np.testing.assert_allclose(attribution.values.sum(axis=1), toll.decision_function(test), rtol=1e-5)
+    np.testing.assert_allclose(attribution.values.sum(axis=1), toll.family_score(test), rtol=1e-5)
     np.testing.assert_allclose(attribution.values[:, -1], toll.latent_penalty(test), rtol=1e-4, atol=1e-6)
 
 

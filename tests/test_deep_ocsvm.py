@@ -8,6 +8,9 @@ import torch
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.plugins.deep_ocsvm import DeepOCSVM, RandomFourierFeatures
 
+# The paper's score: these tests check the method itself, without the latent-space kNN term.
+PAPER = {"latent_knn_weight": 0.0}
+
 
 def blob(n=300, d=4, seed=0):
     return np.random.default_rng(seed).normal(size=(n, d))
@@ -27,7 +30,7 @@ def test_rff_approximates_rbf_kernel():
 
 
 def test_rff_buffers_fixed_and_saved():
-    det = DeepOCSVM(epochs=3, random_state=0).fit(blob())
+    det = DeepOCSVM(**PAPER, epochs=3, random_state=0).fit(blob())
     names = dict(det.net_.named_buffers())
     assert {"rff.omega_unit", "rff.phase", "rff.gamma"} <= set(names)
     params = dict(det.net_.named_parameters())
@@ -39,20 +42,20 @@ def test_rff_buffers_fixed_and_saved():
 
 def test_median_heuristic_gamma_fixed_from_initial_codes():
     X = blob()
-    untrained = DeepOCSVM(epochs=0, random_state=3).fit(X)
-    trained = DeepOCSVM(epochs=10, random_state=3).fit(X)
+    untrained = DeepOCSVM(**PAPER, epochs=0, random_state=3).fit(X)
+    trained = DeepOCSVM(**PAPER, epochs=10, random_state=3).fit(X)
     # gamma is computed before training and never changes afterwards
     assert trained.gamma_ == untrained.gamma_
     with torch.no_grad():
         z = untrained.net_.encoder(untrained._to_tensor(X))
     median = torch.pdist(z.double()).median().item()
     assert untrained.gamma_ == pytest.approx(1 / (2 * median ** 2), rel=1e-5)
-    assert DeepOCSVM(gamma=0.25, epochs=2, random_state=0).fit(X).gamma_ == pytest.approx(0.25)
+    assert DeepOCSVM(**PAPER, gamma=0.25, epochs=2, random_state=0).fit(X).gamma_ == pytest.approx(0.25)
 
 
 def test_score_is_rho_minus_svm_margin():
     X = blob()
-    det = DeepOCSVM(epochs=5, random_state=0).fit(X)
+    det = DeepOCSVM(**PAPER, epochs=5, random_state=0).fit(X)
     net = det.net_
     with torch.no_grad():
         z = net.encoder(det._to_tensor(X))
@@ -71,7 +74,7 @@ def test_nu_property_fraction_outside_boundary(nu, seed):
     Adam alone left 0.16-0.38 outside for nu = 0.3 across seeds.
     """
     X = blob(n=600, d=4, seed=1)
-    det = DeepOCSVM(nu=nu, epochs=60, random_state=seed).fit(X)
+    det = DeepOCSVM(**PAPER, nu=nu, epochs=60, random_state=seed).fit(X)
     scores = det.decision_scores_
     n = len(scores)
     assert nu - 1 / n - 1e-12 <= (scores > 0).mean() < nu
@@ -84,18 +87,18 @@ def test_nu_property_fraction_outside_boundary(nu, seed):
 
 def test_loss_mean_is_paper_objective():
     X = blob(50)
-    det = DeepOCSVM(epochs=1, nu=0.2, alpha=0.5, random_state=0).fit(X)
+    det = DeepOCSVM(**PAPER, epochs=1, nu=0.2, alpha=0.5, random_state=0).fit(X)
     net, x = det.net_, det._to_tensor(X)
     with torch.no_grad():
         _, recon, margin = net(x)
         objective = (0.5 * ((x - recon) ** 2).sum() / len(x) + 0.5 * net.w.pow(2).sum() - net.rho
                      + torch.clamp(net.rho - margin, min=0).sum() / (0.2 * len(x)))
-        assert torch.allclose(det._loss(net, x, x).mean(), objective, rtol=1e-5)
+        assert torch.allclose(det.row_loss(net, x, x).mean(), objective, rtol=1e-5)
 
 
 def test_detects_shifted_points():
     X = blob(400, 5)
-    det = DeepOCSVM(random_state=0).fit(X)
+    det = DeepOCSVM(**PAPER, random_state=0).fit(X)
     inliers = blob(200, 5, seed=7)
     outliers = inliers + 5.0
     assert det.decision_function(outliers).mean() > det.decision_function(inliers).mean()
@@ -106,4 +109,4 @@ def test_detects_shifted_points():
                                     dict(code_activation="cube")])
 def test_bad_params(params):
     with pytest.raises(ParameterError):
-        DeepOCSVM(**params).fit(blob(20))
+        DeepOCSVM(**PAPER, **params).fit(blob(20))

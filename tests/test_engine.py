@@ -108,7 +108,7 @@ def test_early_stopping_restores_the_best_epoch(blobs):
     assert detector.n_epochs_ == len(val) < 200
     best = int(np.argmin(val))
     assert len(val) - 1 - best == 3  # stopped after `patience` epochs without improvement
-    restored = detector._evaluate_loss(detector._split_validation(detector._to_tensor(train))[1])
+    restored = detector.evaluate_loss(detector.net_, detector._split_validation(detector._to_tensor(train))[1])
     assert restored == pytest.approx(val[best], rel=1e-5)
 
 

@@ -8,6 +8,9 @@ from sklearn.metrics import roc_auc_score
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.plugins.ksparse import KSparseAE, keep_top_k
 
+# The paper's score: these tests check the method itself, without the latent-space kNN term.
+PAPER = {"latent_knn_weight": 0.0}
+
 
 def fitted_copy(detector):
     meta, tensors = detector._fitted_state()
@@ -28,18 +31,18 @@ def sparse_dictionary_data(n, rng, n_atoms=24, n_features=12, active=3):
 def capture_training_codes(model, X):
     """Fit ``model`` on X and return the sparse codes its training steps produced, per step."""
     codes = []
-    original = KSparseAE._build_net
+    original = KSparseAE.build_network
 
     def build(self, n_features):
         net = original(self, n_features)
         net.register_forward_hook(lambda m, _i, out: codes.append((m.training, m.support, out[0].detach().clone())))
         return net
 
-    KSparseAE._build_net = build
+    KSparseAE.build_network = build
     try:
         model.fit(X)
     finally:
-        KSparseAE._build_net = original
+        KSparseAE.build_network = original
     return [(support, h) for training, support, h in codes if training]
 
 
@@ -61,7 +64,7 @@ def test_keep_top_k_keeps_the_largest_values_and_their_gradient():
 def test_training_codes_have_exactly_k_and_scoring_codes_alpha_k_nonzeros():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 8))
-    model = KSparseAE(k=3, alpha=2.5, latent_dim=40, epochs=4, sparsity_schedule=0.0, random_state=0)
+    model = KSparseAE(**PAPER, k=3, alpha=2.5, latent_dim=40, epochs=4, sparsity_schedule=0.0, random_state=0)
     steps = capture_training_codes(model, X)
     assert len(steps) == 4 * 3  # 4 epochs of 3 batches
     for support, h in steps:
@@ -83,7 +86,7 @@ def test_training_codes_have_exactly_k_and_scoring_codes_alpha_k_nonzeros():
 def test_score_is_the_squared_error_of_the_tied_reconstruction():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 6))
-    model = KSparseAE(k=2, alpha=2, latent_dim=12, epochs=5, random_state=0).fit(X)
+    model = KSparseAE(**PAPER, k=2, alpha=2, latent_dim=12, epochs=5, random_state=0).fit(X)
     W = model.net_.encoder[0].weight.detach().double().numpy()  # (latent, features)
     b_dec = model.net_.decoder_bias.detach().double().numpy()
     x = (X - model.scaler_mean_) / model.scaler_scale_
@@ -95,14 +98,14 @@ def test_score_is_the_squared_error_of_the_tied_reconstruction():
 def test_only_the_kept_units_receive_gradient():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(5, 6))
-    model = KSparseAE(k=2, latent_dim=30, epochs=0, random_state=0).fit(np.r_[X, rng.normal(size=(20, 6))])
+    model = KSparseAE(**PAPER, k=2, latent_dim=30, epochs=0, random_state=0).fit(np.r_[X, rng.normal(size=(20, 6))])
     net = model.net_
     net.train()
     x = model._to_tensor(X)
     h, _ = net(x)
     used = (h != 0).any(0)
     assert (~used).any()
-    model._loss(net, x, x).sum().backward()
+    model.row_loss(net, x, x).sum().backward()
     grad = net.encoder[0].weight.grad
     bias_grad = net.encoder[0].bias.grad
     # tied weights: an unused unit's row gets no encoder gradient and no decoder gradient
@@ -114,7 +117,7 @@ def test_only_the_kept_units_receive_gradient():
 def test_sparsity_schedule_lowers_k_linearly():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(100, 5))
-    model = KSparseAE(k=2, latent_dim=20, epochs=8, batch_size=100, sparsity_schedule=0.5, random_state=0)
+    model = KSparseAE(**PAPER, k=2, latent_dim=20, epochs=8, batch_size=100, sparsity_schedule=0.5, random_state=0)
     steps = capture_training_codes(model, X)
     supports = [support for support, _ in steps]
     assert supports == [16, 11, 7, 2, 2, 2, 2, 2]  # 20 -> 2 over 4 epochs
@@ -137,7 +140,7 @@ def test_sparsity_separates_sparse_combinations_from_dense_mixtures():
     y = np.r_[np.zeros(200), np.ones(200)]
     auc = {}
     for k in (3, 48):
-        model = KSparseAE(k=k, latent_dim=48, epochs=40, lr=1e-2, random_state=0).fit(X)
+        model = KSparseAE(**PAPER, k=k, latent_dim=48, epochs=40, lr=1e-2, random_state=0).fit(X)
         auc[k] = roc_auc_score(y, model.decision_function(np.r_[normal, anomalies]))
     assert auc[3] > 0.75  # measured 0.82 (0.91 with 1,500 rows and 60 epochs)
     assert auc[48] < 0.65
@@ -147,7 +150,7 @@ def test_larger_scoring_support_never_reconstructs_worse_on_average():
     """With alpha * k = latent_dim the code is dense: the linear autoencoder's reconstruction."""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(300, 6))
-    model = KSparseAE(k=2, latent_dim=10, epochs=10, random_state=0).fit(X)
+    model = KSparseAE(**PAPER, k=2, latent_dim=10, epochs=10, random_state=0).fit(X)
     scores = {}
     for alpha in (1, 2, 5):
         model.set_params(alpha=alpha)
@@ -161,11 +164,11 @@ def test_larger_scoring_support_never_reconstructs_worse_on_average():
 def test_deep_untied_variant_and_round_trip():
     rng = np.random.default_rng(6)
     X = rng.normal(size=(200, 5))
-    model = KSparseAE(k=3, tied=False, hidden_dims=(16,), latent_dim=24, epochs=5, random_state=0).fit(X)
+    model = KSparseAE(**PAPER, k=3, tied=False, hidden_dims=(16,), latent_dim=24, epochs=5, random_state=0).fit(X)
     scores = model.decision_function(X)
     assert np.array_equal(scores, fitted_copy(model).decision_function(X))
     assert np.array_equal(scores, clone(model).fit(X).decision_function(X))
-    tied = KSparseAE(epochs=5, random_state=0).fit(X)
+    tied = KSparseAE(**PAPER, epochs=5, random_state=0).fit(X)
     assert np.array_equal(tied.decision_function(X), fitted_copy(tied).decision_function(X))
 
 
@@ -174,7 +177,7 @@ def test_activity_l1_shrinks_the_dense_code():
     X = rng.normal(size=(300, 6))
     dense = {}
     for weight in (0.0, 1.0):
-        model = KSparseAE(k=2, latent_dim=16, activity_l1=weight, epochs=20, lr=1e-2, random_state=0).fit(X)
+        model = KSparseAE(**PAPER, k=2, latent_dim=16, activity_l1=weight, epochs=20, lr=1e-2, random_state=0).fit(X)
         with torch.no_grad():
             dense[weight] = model.net_.encoder(model._to_tensor(X)).abs().sum(1).mean().item()
         assert np.isfinite(model.decision_scores_).all()
@@ -188,22 +191,22 @@ def test_denoising_trains_on_corrupted_inputs_against_clean_targets(monkeypatch,
     rng = np.random.default_rng(8)
     X = rng.normal(size=(200, 5))
     seen = []
-    original = KSparseAE._loss
+    original = KSparseAE.row_loss
 
     def spy(self, net, x, target):
         if net.training:
             seen.append((x.detach().clone(), target.detach().clone()))
         return original(self, net, x, target)
 
-    monkeypatch.setattr(KSparseAE, "_loss", spy)
-    model = KSparseAE(corruption=corruption, corruption_level=0.3, epochs=2, random_state=0).fit(X)
+    monkeypatch.setattr(KSparseAE, "row_loss", spy)
+    model = KSparseAE(**PAPER, corruption=corruption, corruption_level=0.3, epochs=2, random_state=0).fit(X)
     x, target = seen[0]
     assert not torch.equal(x, target)
     distance = torch.cdist(target, model._to_tensor(X), compute_mode="donot_use_mm_for_euclid_dist")
     assert distance.min(1).values.max() < 1e-6
     if corruption == "mask":
         assert ((x == 0) | (x == target)).all()
-    plain = KSparseAE(epochs=2, random_state=0).fit(X)
+    plain = KSparseAE(**PAPER, epochs=2, random_state=0).fit(X)
     assert not np.allclose(model.decision_scores_, plain.decision_scores_)
 
 
@@ -213,4 +216,4 @@ def test_denoising_trains_on_corrupted_inputs_against_clean_targets(monkeypatch,
 ])
 def test_invalid_parameters(params):
     with pytest.raises(ParameterError):
-        KSparseAE(**params).fit(np.arange(20.0).reshape(10, 2) ** 2)
+        KSparseAE(**PAPER, **params).fit(np.arange(20.0).reshape(10, 2) ** 2)

@@ -55,6 +55,19 @@ def test_third_party_plugin_is_listed_fits_and_scores(installed_plugin, tmp_path
     assert hello.stdout.strip() == "hello from adscore-example-plugin"
 
 
+def test_a_third_party_autoencoder_family_passes_the_contract_kit(installed_plugin):
+    """The example family uses only the engine's public hooks; the public kit checks it."""
+    code = ("from adscore_example_plugin import ShrinkingNoiseAE\n"
+            "from pyod_ae_ext.testing import check_detector\n"
+            "detector = ShrinkingNoiseAE(epochs=10, random_state=0)\n"
+            "check_detector(detector)\n"
+            "print('contract ok', detector.fit(__import__('numpy').ones((20, 3))).noise_)\n")
+    env = {**os.environ, "PYTHONPATH": str(installed_plugin)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["contract", "ok", "0.125"]  # 0.5 halved after epochs 5 and 10
+
+
 def test_broken_plugin_is_a_warning_and_the_rest_keep_working(tmp_path):
     dist_info = tmp_path / "site" / "broken_plugin-1.0.dist-info"
     dist_info.mkdir(parents=True)

@@ -142,7 +142,7 @@ def test_infinite_lambda_is_the_plain_autoencoder(cls):
     X = _low_rank()
     params = dict(SMALL, contamination=0.1)
     rdae = cls(lam=1e12, outer_iterations=4, inner_epochs=5, tol=0.0, **params).fit(X)
-    ae = pyod_ae_ext.make_detector("ae", **dict(params, epochs=20)).fit(X)
+    ae = pyod_ae_ext.make_detector("ae", latent_knn_weight=0.0, **dict(params, epochs=20)).fit(X)
     assert not rdae.S_.any() and not rdae.outlier_mask_.any()
     assert rdae.n_iter_ == 4 and rdae.n_epochs_ == 20
     np.testing.assert_allclose(rdae.decision_scores_, ae.decision_scores_, rtol=1e-6)
@@ -163,7 +163,7 @@ def test_rdae_l21_finds_outlier_rows_that_the_plain_autoencoder_learns_to_recons
     X, y = _low_rank_with_outlier_rows(seed=0)
     params = dict(contamination=0.05, hidden_dims=(32,), latent_dim=4, epochs=200, batch_size=64, random_state=0)
     rdae = pyod_ae_ext.make_detector("rdae-l21", **params).fit(X)
-    ae = pyod_ae_ext.make_detector("ae", **params).fit(X)
+    ae = pyod_ae_ext.make_detector("ae", latent_knn_weight=0.0, **params).fit(X)
     recall_mask = (rdae.outlier_mask_ & y).sum() / y.sum()
     recall_rdae = (rdae.labels_.astype(bool) & y).sum() / y.sum()
     recall_ae = (ae.labels_.astype(bool) & y).sum() / y.sum()

@@ -7,6 +7,9 @@ from sklearn.metrics import roc_auc_score
 import pyod_ae_ext
 from pyod_ae_ext.plugins.toll import Toll
 
+# The paper's score: these tests check the method itself, without the latent-space kNN term.
+PAPER = {"latent_knn_weight": 0.0}
+
 
 def _paper_fig2_data(seed=0):
     """Normal data from N(0, diag(4, 1)); anomalies far out along the first principal axis."""
@@ -19,8 +22,8 @@ def _paper_fig2_data(seed=0):
     return train, test, labels
 
 
-LINEAR_1D = dict(hidden_dims=(), latent_dim=1, activation="identity", standardize=False, epochs=60, batch_size=64,
-                 lr=1e-2, random_state=0)
+LINEAR_1D = dict(**PAPER, hidden_dims=(), latent_dim=1, activation="identity", standardize=False, epochs=60,
+                 batch_size=64, lr=1e-2, random_state=0)
 
 
 def test_fig2_toll_catches_anomalies_along_the_principal_axis_that_the_ae_misses():
@@ -46,14 +49,15 @@ def _mean_latent_norm(detector, X):
 def test_penalty_shrinks_the_latent_norm_monotonically(blobs):
     train, _ = blobs
     common = dict(epochs=30, random_state=0, latent_dim=3)
-    norms = [_mean_latent_norm(Toll(lam=lam, **common).fit(train), train) for lam in (0.0, 0.1, 1.0, 10.0)]
+    norms = [_mean_latent_norm(Toll(**PAPER, lam=lam, **common).fit(train), train)
+             for lam in (0.0, 0.1, 1.0, 10.0)]
     assert all(a > b for a, b in zip(norms, norms[1:])), norms
 
 
 def test_score_is_reconstruction_error_plus_weighted_latent_norm(blobs):
     train, test = blobs
     for norm in ("squared", "l2"):
-        toll = Toll(lam=0.7, norm=norm, epochs=5, random_state=1).fit(train)
+        toll = Toll(**PAPER, lam=0.7, norm=norm, epochs=5, random_state=1).fit(train)
         Xs = toll._to_tensor(test)
         with torch.inference_mode():
             z, recon = toll.net_.eval()(Xs)
@@ -68,12 +72,12 @@ def test_score_is_reconstruction_error_plus_weighted_latent_norm(blobs):
 
 def test_lam_zero_is_the_plain_autoencoder(blobs):
     train, test = blobs
-    toll = Toll(lam=0.0, epochs=5, random_state=3).fit(train)
-    ae = pyod_ae_ext.make_detector("ae", epochs=5, random_state=3).fit(train)
+    toll = Toll(**PAPER, lam=0.0, epochs=5, random_state=3).fit(train)
+    ae = pyod_ae_ext.make_detector("ae", **PAPER, epochs=5, random_state=3).fit(train)
     np.testing.assert_allclose(toll.decision_function(test), ae.decision_function(test), rtol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [dict(lam=-1), dict(norm="l1")])
 def test_bad_parameters_are_clear_errors(blobs, bad):
     with pytest.raises(pyod_ae_ext.AdscoreError, match=next(iter(bad))):
-        Toll(epochs=1, **bad).fit(blobs[0])
+        Toll(**PAPER, epochs=1, **bad).fit(blobs[0])

@@ -288,14 +288,14 @@ def test_corruption_feeds_the_encoder_a_corrupted_row_and_scores_the_clean_one(m
     rng = np.random.default_rng(10)
     X = rng.normal(size=(200, 5))
     seen = []
-    original = VAE._loss
+    original = VAE.row_loss
 
     def spy(self, net, x, target):
         if net.training:
             seen.append((x.detach().clone(), target.detach().clone()))
         return original(self, net, x, target)
 
-    monkeypatch.setattr(VAE, "_loss", spy)
+    monkeypatch.setattr(VAE, "row_loss", spy)
     model = VAE(corruption=corruption, corruption_level=0.3, epochs=2, random_state=0).fit(X)
     x, target = seen[0]
     assert not torch.equal(x, target)

@@ -1,10 +1,14 @@
-"""A third-party adscore plugin: a Mahalanobis-distance detector and one extra command."""
+"""A third-party adscore plugin: a Mahalanobis-distance detector, an autoencoder family built
+on the engine's public hooks only, and one extra command."""
 import click
+import torch
 import numpy as np
 from pyod.models.base import BaseDetector
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from pyod_ae_ext import hookimpl
+from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
+from pyod_ae_ext.training import Callback
 
 
 class Mahalanobis(BaseDetector):
@@ -29,9 +33,54 @@ class Mahalanobis(BaseDetector):
         return np.einsum("ij,jk,ik->i", centred, self.precision_, centred)
 
 
+class NoiseDecay(Callback):
+    """Halve the training noise every ``every`` epochs (a schedule, as a callback)."""
+
+    def __init__(self, detector, every=5):
+        self.detector, self.every = detector, every
+
+    def on_train_begin(self, loop):
+        self.detector.noise_ = float(self.detector.noise)
+
+    def on_epoch_end(self, loop, epoch, logs):
+        if (epoch + 1) % self.every == 0:
+            self.detector.noise_ /= 2
+
+
+class ShrinkingNoiseAE(AutoEncoderDetector):
+    """Denoising autoencoder whose input noise shrinks during training; squared error score."""
+
+    def __init__(self, noise=0.5, **engine_params):
+        super().__init__(**engine_params)
+        self.noise = noise
+
+    def check_family_params(self):
+        check_number("noise", self.noise, 0)
+
+    def row_loss(self, net, x, target):
+        noisy = x + self.noise_ * torch.randn_like(x)
+        return squared_error(net(noisy)[1], target)
+
+    def row_score(self, net, x):
+        return squared_error(net(x)[1], x)
+
+    def row_contributions(self, net, x):
+        return (net(x)[1] - x).pow(2)
+
+    def training_callbacks(self, X):
+        return [NoiseDecay(self)]
+
+    def extra_fitted_state(self):
+        return {"final_noise": self.noise_}, {}
+
+    def restore_extra_fitted_state(self, meta, tensors):
+        self.noise_ = float(meta["final_noise"])
+
+
 @hookimpl
 def register_detectors(register):
     register("mahalanobis", Mahalanobis, "Squared Mahalanobis distance (example plugin)")
+    register("shrinking-noise-ae", ShrinkingNoiseAE, "Denoising AE with a noise schedule (example plugin)")
 
 
 @hookimpl

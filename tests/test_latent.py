@@ -1,0 +1,93 @@
+"""Latent-space scoring: kNN distances between codes, combined with a family's own score."""
+import numpy as np
+import pytest
+import torch
+
+import pyod_ae_ext
+from pyod_ae_ext import latent
+from pyod_ae_ext.engine import AutoEncoderDetector
+from pyod_ae_ext.errors import ParameterError
+from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+from pyod_ae_ext.registry import get_registry
+from pyod_ae_ext.testing import check_detector
+
+FAMILIES = [name for name, spec in get_registry().detectors.items() if issubclass(spec.cls, AutoEncoderDetector)]
+
+
+def test_a_row_the_decoder_reconstructs_but_no_training_row_resembles_is_flagged():
+    """Training rows lie on the segment t * (1, 2), |t| <= 1. A linear autoencoder with a 1-D
+    code reconstructs the whole line, so t = 6 has no reconstruction error; only its
+    distance from every training code says it is unusual."""
+    rng = np.random.RandomState(0)
+    t = rng.uniform(-1, 1, size=400)
+    X = np.c_[t, 2 * t] + 0.01 * rng.normal(size=(400, 2))
+    far_on_the_line, typical = np.array([[6.0, 12.0]]), np.array([[0.2, 0.4]])
+    params = dict(hidden_dims=(), latent_dim=1, activation="identity", epochs=60, lr=1e-2, random_state=0)
+    plain = AutoEncoder(latent_knn_weight=0.0, **params).fit(X)
+    assert plain.predict(far_on_the_line)[0] == 0  # reconstruction error alone misses it
+    combined = AutoEncoder(latent_knn_weight=0.5, **params).fit(X)
+    assert combined.predict(far_on_the_line)[0] == 1
+    assert combined.predict(typical)[0] == 0
+    assert combined.decision_function(far_on_the_line)[0] > combined.decision_scores_.max()
+
+
+def test_knn_distance_leaves_a_training_rows_own_code_out():
+    reference = torch.tensor([[0.0], [1.0], [3.0]])
+    codes = torch.tensor([[0.0], [1.0], [10.0]])
+    assert latent.knn_distance(codes, reference, k=1).tolist() == [0.0, 0.0, 7.0]
+    own = torch.tensor([0, 1, -1])
+    assert latent.knn_distance(codes, reference, k=1, reference_rows=own).tolist() == [1.0, 1.0, 7.0]
+    assert latent.knn_distance(codes, reference, k=2, reference_rows=own).tolist() == [2.0, 1.5, 8.0]
+
+
+def test_the_reference_set_is_capped_and_drawn_by_the_seed():
+    X = np.random.RandomState(1).normal(size=(300, 4))
+    params = dict(epochs=2, latent_knn_weight=0.5, latent_reference_size=50)
+    a = AutoEncoder(random_state=3, **params).fit(X)
+    b = AutoEncoder(random_state=3, **params).fit(X)
+    c = AutoEncoder(random_state=4, **params).fit(X)
+    assert a.latent_reference_.shape == (50, a.latent_dim)
+    assert torch.equal(a.latent_reference_, b.latent_reference_)
+    assert not torch.equal(a.latent_reference_, c.latent_reference_)
+
+
+def test_weight_zero_is_the_familys_own_score():
+    X = np.random.RandomState(2).normal(size=(200, 4))
+    plain = AutoEncoder(epochs=2, random_state=0, latent_knn_weight=0.0).fit(X)
+    np.testing.assert_array_equal(plain.family_score(X), plain.decision_function(X))
+    assert not hasattr(plain, "latent_reference_")
+    net = plain.net_
+    with torch.no_grad():
+        x = plain._to_tensor(X)
+        expected = (net(x)[1] - x).pow(2).sum(1).double().numpy()
+    np.testing.assert_allclose(plain.decision_function(X), expected, rtol=1e-6)
+
+
+def test_weight_one_is_the_latent_distance_alone(tmp_path):
+    X = np.random.RandomState(3).normal(size=(200, 4))
+    detector = AutoEncoder(epochs=2, random_state=0, latent_knn_weight=1.0, latent_knn_k=3).fit(X)
+    new = np.random.RandomState(4).normal(size=(20, 4))
+    with torch.no_grad():
+        codes = detector.net_.encoder(detector._to_tensor(new))
+        distances = torch.cdist(codes, detector.latent_reference_, compute_mode="donot_use_mm_for_euclid_dist")
+        distances = distances.topk(3, largest=False).values.mean(1)
+    _, _, mean, std = detector.latent_standardisers_
+    np.testing.assert_allclose(detector.decision_function(new), (distances.double().numpy() - mean) / std,
+                               rtol=1e-5, atol=1e-6)
+    path = tmp_path / "latent.adscore"
+    detector.save(path)
+    np.testing.assert_array_equal(pyod_ae_ext.load(path).decision_function(new), detector.decision_function(new))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_honours_the_contract_with_latent_scoring(name):
+    spec = get_registry().resolve(name)
+    fast = {k: v for k, v in {"epochs": 3, "outer_iterations": 2, "inner_epochs": 1}.items() if k in spec.parameters()}
+    check_detector(spec.cls(latent_knn_weight=0.5, random_state=0, **fast))
+
+
+@pytest.mark.parametrize("params", [{"latent_knn_weight": 1.5}, {"latent_knn_weight": -0.1},
+                                    {"latent_knn_k": 0}, {"latent_reference_size": 1}])
+def test_invalid_latent_parameters(params):
+    with pytest.raises(ParameterError):
+        AutoEncoder(**params).fit(np.zeros((10, 2)))
