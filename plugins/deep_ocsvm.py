@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
+from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
+from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import ACTIVATIONS, AutoEncoderNet
 from pyod_ae_ext.optim import FlatAdam

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
+from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
+from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import AutoEncoderNet, mlp
 from pyod_ae_ext.training import Callback, EarlyStopping, TrainingLoop

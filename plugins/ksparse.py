@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
+from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
+from pyod_ae_ext.validation import check_number
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.nets import mlp
 from pyod_ae_ext.training import Callback, EarlyStopping

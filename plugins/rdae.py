@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import as_feature_matrix, check_choice, check_number
+from pyod_ae_ext.validation import as_feature_matrix, check_choice, check_number
 from pyod_ae_ext.plugins.autoencoder import AutoEncoder
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.training import Callback

@@ -1,6 +1,7 @@
 """Toll: targeted-collapse regularised autoencoder (Ghafourian et al., 2024)."""
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number, squared_error
+from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
+from pyod_ae_ext.validation import check_choice, check_number
 
 
 class Toll(AutoEncoderDetector):

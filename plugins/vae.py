@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_choice, check_number
+from pyod_ae_ext.engine import AutoEncoderDetector
+from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import DataError
 from pyod_ae_ext.nets import mlp
 from pyod_ae_ext.training import Callback

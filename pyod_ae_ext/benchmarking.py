@@ -168,7 +168,7 @@ def _import_pyod_class(path: str) -> type:
 
 def check_labelled(X, y, what="the data") -> tuple[np.ndarray, np.ndarray]:
     """``X`` as a finite float64 matrix and ``y`` as 0/1 ints, with enough of each class."""
-    from .engine import as_feature_matrix
+    from .validation import as_feature_matrix
 
     X = as_feature_matrix(X, what=what)
     y = np.asarray(y)

@@ -202,7 +202,7 @@ def _score_array(data, shipped):
 
 
 def _score_block(block, shipped, block_info=None):
-    from .engine import as_feature_matrix
+    from .validation import as_feature_matrix
 
     detector = load_shipped(shipped)
     where = f"the data (block {block_info[0]['chunk-location'][0]})" if block_info else "the data"
@@ -225,7 +225,7 @@ def _score_partition(frame, shipped, features, ids, partition_info=None):
     """Scores of one partition (with its id columns when ``ids``), computed on a worker."""
     import pandas as pd
 
-    from .engine import as_feature_matrix
+    from .validation import as_feature_matrix
 
     detector = load_shipped(shipped)
     number = partition_info.get("number") if partition_info else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engine import as_feature_matrix
+from .validation import as_feature_matrix
 from .errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
 from . import hookimpl
-from .engine import check_choice, check_new_data, check_number, check_training_data
+from .validation import check_choice, check_new_data, check_number, check_training_data
 from .errors import AdscoreError, ParameterError, TrainingError
 
 COMBINATIONS = ("mean", "max", "median", "aom", "moa", "weighted")

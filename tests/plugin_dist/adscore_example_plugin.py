@@ -7,7 +7,8 @@ from pyod.models.base import BaseDetector
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from pyod_ae_ext import hookimpl
-from pyod_ae_ext.engine import AutoEncoderDetector, check_number, squared_error
+from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
+from pyod_ae_ext.validation import check_number
 from pyod_ae_ext.training import Callback
 
 
