@@ -148,9 +148,8 @@ class _RobustDeepAutoEncoder(AutoEncoder):
 
     _penalty = None  # "l1" or "l21"
 
-    def __init__(self, lam="auto", outer_iterations=10, inner_epochs=None, tol=1e-7, latent_knn_weight=0.0,
-                 **engine_params):
-        super().__init__(latent_knn_weight=latent_knn_weight, **engine_params)
+    def __init__(self, lam="auto", outer_iterations=10, inner_epochs=None, tol=1e-7, **engine_params):
+        super().__init__(**engine_params)
         self.lam = lam
         self.outer_iterations = outer_iterations
         self.inner_epochs = inner_epochs
@@ -273,10 +272,6 @@ _COMMON_DOC = """
         Stop when ``||X - L_D - S||_F / ||X||_F < tol`` or
         ``||LS - L_D - S||_F / ||X||_F < tol`` (norms on the network's scale), where
         ``LS`` is ``L_D + S`` of the previous iteration (the paper's criteria).
-    latent_knn_weight : float, default 0.0
-        Latent-space kNN score off by default for RDAE: on contaminated training data,
-        RDAE's home ground, it did not raise the mean ROC-AUC and lowered the average
-        precision on the shared ADBench sets (benchmarks/RESULTS.md).
     **engine_params
         See :class:`pyod_ae_ext.engine.AutoEncoderDetector`. ``epochs`` is used only
         through ``inner_epochs=None``; ``validation_fraction`` must be 0 (the

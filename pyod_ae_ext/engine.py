@@ -253,8 +253,8 @@ class AutoEncoderDetector(BaseDetector):
         With w > 0 the score is ``(1 - w) * z_own + w * z_knn``, both standardised on
         the training rows; **0 is the paper's score** (the family's own, unscaled), 1
         the latent distance alone. 0.5 is the default of the families where it raised
-        the mean ROC-AUC on the shared ADBench sets (benchmarks/RESULTS.md); the VAE
-        and RDAE default to 0.
+        the mean ROC-AUC on the shared ADBench sets (benchmarks/RESULTS.md, "Latent-space
+        scoring"); the VAE defaults to 0.
     latent_knn_k : int, default 10
         Neighbours of the latent-space score.
     latent_reference_size : int, default 4096

@@ -7,7 +7,8 @@ import pyod_ae_ext
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.plugins.rdae import RDAEL1, RDAEL21, auto_lambda, group_norms, group_shrink, soft_threshold
 
-SMALL = dict(hidden_dims=(16,), latent_dim=3, epochs=20, random_state=0)
+# latent_knn_weight=0: the paper's score; these tests check the method itself.
+SMALL = dict(hidden_dims=(16,), latent_dim=3, epochs=20, random_state=0, latent_knn_weight=0.0)
 
 
 def _low_rank(seed=0, n=200, d=12, rank=2, noise=0.05):
@@ -142,7 +143,7 @@ def test_infinite_lambda_is_the_plain_autoencoder(cls):
     X = _low_rank()
     params = dict(SMALL, contamination=0.1)
     rdae = cls(lam=1e12, outer_iterations=4, inner_epochs=5, tol=0.0, **params).fit(X)
-    ae = pyod_ae_ext.make_detector("ae", latent_knn_weight=0.0, **dict(params, epochs=20)).fit(X)
+    ae = pyod_ae_ext.make_detector("ae", **dict(params, epochs=20)).fit(X)
     assert not rdae.S_.any() and not rdae.outlier_mask_.any()
     assert rdae.n_iter_ == 4 and rdae.n_epochs_ == 20
     np.testing.assert_allclose(rdae.decision_scores_, ae.decision_scores_, rtol=1e-6)
@@ -161,9 +162,10 @@ def test_training_scores_are_the_inductive_score_and_not_tied():
 
 def test_rdae_l21_finds_outlier_rows_that_the_plain_autoencoder_learns_to_reconstruct():
     X, y = _low_rank_with_outlier_rows(seed=0)
-    params = dict(contamination=0.05, hidden_dims=(32,), latent_dim=4, epochs=200, batch_size=64, random_state=0)
+    params = dict(contamination=0.05, hidden_dims=(32,), latent_dim=4, epochs=200, batch_size=64, random_state=0,
+                  latent_knn_weight=0.0)
     rdae = pyod_ae_ext.make_detector("rdae-l21", **params).fit(X)
-    ae = pyod_ae_ext.make_detector("ae", latent_knn_weight=0.0, **params).fit(X)
+    ae = pyod_ae_ext.make_detector("ae", **params).fit(X)
     recall_mask = (rdae.outlier_mask_ & y).sum() / y.sum()
     recall_rdae = (rdae.labels_.astype(bool) & y).sum() / y.sum()
     recall_ae = (ae.labels_.astype(bool) & y).sum() / y.sum()
