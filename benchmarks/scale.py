@@ -3,14 +3,17 @@
 ``python -m benchmarks.scale [--sizes 1000000 10000000 50000000] [--formats parquet csv]
 [--dask-workers 1 2] [--dask-rows 10000000] [--workdir /tmp/adscore-scale]``
 
-1. A small ``ae`` model (defaults, ``--seed 0``) is fitted with ``adscore fit`` on 10k
-   generated rows x 32 features.
+1. A small ``ae`` model (``--seed 0``, ``latent_knn_weight=0``: the reconstruction
+   score alone, as the ``ae`` was before the latent-space score became its default) is
+   fitted with ``adscore fit`` on 10k generated rows x 32 features; one extra cell
+   scores 1M rows with the default ``ae`` (latent kNN score on) to show what the
+   detector itself costs.
 2. For each size and format, the data (an integer ``id`` and 32 float features,
    written with 6 decimals in CSV) are generated in chunks of 1M rows (Parquet: one
    row group per chunk), never whole in memory, under ``--workdir``.
 3. ``adscore score -m ae.adscore --id-column id DATA -o scores.parquet`` runs as a child
-   process; its wall-clock seconds and peak resident memory (``ru_maxrss`` of that
-   child, from ``os.wait4``) are recorded. Rows per second are end to end: process
+   process under ``/usr/bin/time``; its wall-clock seconds and peak resident memory
+   (``%M``, that process alone) are recorded. Rows per second are end to end: process
    start, imports and model load included (the ``startup`` cell scores a 1-row file
    to show that fixed cost).
 4. Dask: a ``LocalCluster`` of N worker processes of one thread each is started in
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -90,17 +92,22 @@ def generate(path: Path, rows: int, fmt: str, seed: int = 0) -> Path:
 
 
 def run_child(command: list) -> dict:
-    """Run ``command``; its wall seconds, peak RSS (MB, this child alone) and exit status."""
-    with tempfile.TemporaryFile() as errors:
+    """Run ``command``; its wall seconds, peak RSS (MB, this child alone) and exit status.
+
+    Linux carries a process's peak RSS across ``exec``, so a child forked from this
+    (large) process would report at least this process's size; ``/usr/bin/time``, a
+    small process, forks the command instead and reports its peak alone.
+    """
+    timer = shutil.which("time") or "/usr/bin/time"
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as peak:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.run([timer, "-f", "%M", "-o", peak.name, *command], stdout=subprocess.DEVNULL,
+                                 stderr=errors)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         tail = errors.read().decode(errors="replace").strip().splitlines()[-3:]
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "rc": process.returncode,
-            "stderr": tail}
+        kilobytes = peak.read().strip().splitlines()[-1]
+    return {"seconds": seconds, "peak_rss_mb": int(kilobytes) / 1024, "rc": process.returncode, "stderr": tail}
 
 
 def adscore(*args) -> list:
@@ -131,17 +138,30 @@ def measure_score(model: Path, data: Path, rows: int, out: Path, label: dict, ou
 # suites
 
 
-def fit_model(workdir: Path) -> Path:
+def fit_model(workdir: Path, params=(), name="ae") -> Path:
+    """``adscore fit -d ae --seed 0 [-p PARAM ...]`` on 10k generated rows."""
     import pyarrow.parquet as pq
 
     train = workdir / "train.parquet"
-    pq.write_table(_chunk(np.random.default_rng(99), 0, TRAIN_ROWS), train)
-    model = workdir / "ae.adscore"
-    result = run_child(adscore("fit", "-d", "ae", "--seed", "0", "--id-column", "id", train, "-o", model))
+    if not train.exists():
+        pq.write_table(_chunk(np.random.default_rng(99), 0, TRAIN_ROWS), train)
+    model = workdir / f"{name}.adscore"
+    options = [option for param in params for option in ("-p", param)]
+    result = run_child(adscore("fit", "-d", "ae", *options, "--seed", "0", "--id-column", "id", train, "-o", model))
     if result["rc"]:
         raise SystemExit(f"fit failed: {result['stderr']}")
-    log(f"fitted ae on {TRAIN_ROWS:,} rows in {result['seconds']:.1f}s")
+    log(f"fitted ae {' '.join(params)} on {TRAIN_ROWS:,} rows in {result['seconds']:.1f}s")
     return model
+
+
+def default_model_cell(workdir, rows, out):
+    """The default ``ae`` (latent kNN score on): the detector's own cost, next to the streaming's."""
+    model = fit_model(workdir, (), name="ae-default")
+    data = generate(workdir / f"default-{rows}.parquet", rows, "parquet")
+    try:
+        measure_score(model, data, rows, out, {"engine": "local", "format": "parquet", "model": "ae (defaults)"})
+    finally:
+        data.unlink(missing_ok=True)
 
 
 def local_suite(model, workdir, sizes, formats, out, csv_output_rows):
@@ -201,6 +221,7 @@ def table(out: Path) -> str:
         for line in handle:
             c = json.loads(line)
             engine = c["engine"] + (f" ({c['workers']} workers)" if "workers" in c else "")
+            engine += f", {c['model']}" if "model" in c else ""
             fmt = c["format"] + (" (startup: 1 row)" if c.get("cell") == "startup" else "")
             lines.append(f"| {engine} | {fmt} | {c['rows']:,} | {c.get('output', '')} | {c['seconds']:.1f} | "
                          f"{c['rows_per_s']:,.0f} | {c['peak_rss_mb']:.0f} |")
@@ -216,13 +237,21 @@ def main(argv=None) -> int:
     parser.add_argument("--dask-rows", type=int, default=10_000_000)
     parser.add_argument("--csv-output-rows", type=int, default=10_000_000,
                         help="also measure CSV output at this Parquet size")
+    parser.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
+                        help="ae parameter of the model scored (default: latent_knn_weight=0, the "
+                             "reconstruction score alone)")
+    parser.add_argument("--default-model-rows", type=int, default=1_000_000,
+                        help="also score this many Parquet rows with the default ae (0: skip)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/adscore-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     try:
-        model = fit_model(args.workdir)
+        params = args.params if args.params is not None else ["latent_knn_weight=0"]
+        model = fit_model(args.workdir, params)
         local_suite(model, args.workdir, args.sizes, args.formats, args.out, args.csv_output_rows)
+        if args.default_model_rows:
+            default_model_cell(args.workdir, args.default_model_rows, args.out)
         if args.dask_workers:
             dask_suite(model, args.workdir, args.dask_rows, args.dask_workers, args.out)
     finally:
