@@ -429,45 +429,6 @@ def _model_features(detector):
     return [str(n) for n in names]
 
 
-def _probability(detector, scores):
-    train = np.asarray(detector.decision_scores_)
-    low, high = train.min(), train.max()
-    if high <= low:
-        return (scores > detector.threshold_).astype(float)
-    return np.clip((scores - low) / (high - low), 0.0, 1.0)
-
-
-def _output_format(output, fmt=None) -> str:
-    """The table format for ``output``: ``fmt`` if given, else from the file extension, else CSV."""
-    if fmt is None:
-        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
-        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
-    if fmt == "parquet" and output == "-":
-        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
-    return fmt
-
-
-def write_frame(frame, output, fmt=None):
-    """Write a DataFrame as CSV/JSON/Parquet to a file (atomically) or stdout."""
-    import io
-
-    from .outputs import write_output
-
-    fmt = _output_format(output, fmt)
-    if fmt == "csv":
-        payload = frame.to_csv(index=False, float_format="%.10g").encode()
-    elif fmt == "json":
-        payload = (frame.to_json(orient="records", lines=True, double_precision=15) or "").encode()
-    else:
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        payload = buffer.getvalue()
-    if output == "-":
-        write_stdout(payload)
-    else:
-        write_output(output, payload)
-
-
 def write_stdout(payload: bytes) -> None:
     try:
         sys.stdout.buffer.write(payload)

@@ -410,7 +410,7 @@ class CsvSource:
             raw = stack.enter_context(pa.OSFile(str(path), "rb"))
             return raw, (pa.CompressedInputStream(raw, codec) if codec else raw)
 
-        raw, stream = reopen()
+        _, stream = reopen()
         return cls(stream, name, reopen=reopen, size=size)
 
     def fraction_read(self) -> float | None:
