@@ -429,6 +429,16 @@ def _model_features(detector):
     return [str(n) for n in names]
 
 
+def _output_format(output, fmt=None) -> str:
+    """The table format for ``output``: ``fmt`` if given, else from the file extension, else CSV."""
+    if fmt is None:
+        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
+        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
+    if fmt == "parquet" and output == "-":
+        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
+    return fmt
+
+
 def write_stdout(payload: bytes) -> None:
     try:
         sys.stdout.buffer.write(payload)
