@@ -57,44 +57,15 @@ def check_output_path(output, inputs=(), option="-o") -> None:
 
 
 def write_output(path, payload: bytes) -> None:
-    """Write ``payload`` to ``path``: atomically for a regular file, through a device or FIFO."""
-    path = Path(path)
-    if path.exists():
-        _check_existing_target(path, "output")
-        if _is_stream(path):
-            _write_through(path, payload)
-            return
-    atomic_write_bytes(path, payload)
+    """Write ``payload`` to ``path``: atomically for a regular file, through a device or FIFO.
 
-
-def atomic_write_bytes(path, payload: bytes) -> None:
-    """Write ``payload`` to the regular file ``path``: the old file or the new one, never half.
-
-    The temporary file lives beside ``path`` and is removed on any error, on Ctrl-C
-    and on SIGTERM (which is turned into an exception for the duration of the write).
+    A regular file gets the old content or the new, never half (see :func:`streamed_output`).
     """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
-    with _sigterm_raises():
+    with streamed_output(path) as handle:
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+            handle.write(payload)
         except OSError as exc:
             raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-        try:
-            os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            if isinstance(exc, OSError):
-                raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-            raise
 
 
 @contextlib.contextmanager
@@ -199,15 +170,6 @@ def _probe_directory(directory: Path, option: str, output) -> None:
                              f"({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(name)
-
-
-def _write_through(path: Path, payload: bytes) -> None:
-    try:
-        with open(path, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-    except OSError as exc:
-        raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _check_existing_target(path: Path, option: str) -> None:

@@ -8,13 +8,13 @@ import textwrap
 import pytest
 
 from pyod_ae_ext.errors import AdscoreError
-from pyod_ae_ext.outputs import atomic_write_bytes, check_output_path, write_output
+from pyod_ae_ext.outputs import check_output_path, write_output
 
 
 def test_atomic_write_replaces_and_keeps_the_mode(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    atomic_write_bytes(target, b"new")
+    write_output(target, b"new")
     assert target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
@@ -30,7 +30,7 @@ def test_write_error_is_one_adscore_error_and_leaves_nothing(tmp_path):
     with pytest.raises(AdscoreError, match="No space left"):
         write_output("/dev/full", b"x" * 100_000)
     with pytest.raises(AdscoreError, match="does not exist"):
-        atomic_write_bytes(tmp_path / "missing" / "f", b"x")
+        write_output(tmp_path / "missing" / "f", b"x")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -93,7 +93,7 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
             time.sleep(30)
 
         outputs.os.fsync = slow_fsync
-        outputs.atomic_write_bytes({str(target)!r}, b"new model" * 1000)
+        outputs.write_output({str(target)!r}, b"new model" * 1000)
         print("finished", flush=True)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
