@@ -212,6 +212,13 @@ class TollMNISTBackbone:
         return nn.Sequential(*layers)
 
 
+def model_image_shape(detector):
+    """``(C, H, W)`` of a fitted detector with an image backbone, else None."""
+    if not is_image_backbone(getattr(detector, "backbone", None)) or not hasattr(detector, "n_features_in_"):
+        return None
+    return image_shape(detector, detector.n_features_in_)
+
+
 def is_image_backbone(name) -> bool:
     """Whether ``name`` is one of this module's image backbones."""
     return isinstance(name, str) and name in IMAGE_BACKBONES
@@ -220,4 +227,5 @@ def is_image_backbone(name) -> bool:
 IMAGE_BACKBONES = {backbone.name: backbone for backbone in (ConvBackbone(), TollMNISTBackbone())}
 """The image backbones by name; :mod:`pyod_ae_ext.backbones` registers them."""
 
-__all__ = ["ConvBackbone", "TollMNISTBackbone", "IMAGE_BACKBONES", "image_shape", "is_image_backbone"]
+__all__ = ["ConvBackbone", "TollMNISTBackbone", "IMAGE_BACKBONES", "image_shape", "is_image_backbone",
+           "model_image_shape"]

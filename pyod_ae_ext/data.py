@@ -238,7 +238,7 @@ def read_scoring_table(source, feature_names, id_columns=(), label_column=None, 
 
     ``image_shape`` is the model's image shape, if it has one: images must have it.
     """
-    from .images import is_image_source, read_images
+    from .images import is_image_source, pixel_names, read_images
 
     if is_image_source(source):
         _refuse_column_options((), (), id_columns)
@@ -249,7 +249,12 @@ def read_scoring_table(source, feature_names, id_columns=(), label_column=None, 
                             f"fitted on {len(feature_names)} features")
         table.feature_names = list(feature_names)
         return table
-    table = select_scoring_table(read_frame(source), feature_names, id_columns, label_column, note)
+    frame = read_frame(source)
+    if image_shape is not None and list(feature_names) == pixel_names(image_shape) and \
+            feature_names[0] not in set(map(str, frame.columns)):
+        raise DataError(f"the model was fitted on images of {','.join(map(str, image_shape))} (C,H,W) and {source} "
+                        "has no such pixel columns: give it images (.npy, .npz or a folder of images)")
+    table = select_scoring_table(frame, feature_names, id_columns, label_column, note)
     return _with_image_shape(table, image_shape)
 
 

@@ -12,6 +12,7 @@ method, through public hooks:
 ``row_score(net, x)``          per-row anomaly score (required)
 ``build_network(n_features)``  the network (default: MLP autoencoder)
 ``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
+``row_reconstruction(net, x)`` the reconstruction of x (image plots of ``explain``)
 ``row_code(net, x)``           the code used by the latent-space score
 ``check_family_params()``      checks of the family's own parameters
 ``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
@@ -375,6 +376,17 @@ class AutoEncoderDetector(BaseDetector):
         """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
         return None
 
+    def row_reconstruction(self, net, x: torch.Tensor) -> torch.Tensor | None:
+        """The network's reconstruction of the standardised batch ``x``, in standardised units, or None.
+
+        By default the second output of ``net(x)`` when it has the shape of ``x`` (the
+        ``(code, reconstruction, ...)`` convention); None for networks without one.
+        """
+        out = net(x)
+        if isinstance(out, tuple) and len(out) >= 2 and out[1].shape == x.shape:
+            return out[1]
+        return None
+
     def check_family_params(self) -> None:
         """Check the family's own parameters; raise :class:`ParameterError` naming the bad one."""
 
@@ -579,6 +591,19 @@ class AutoEncoderDetector(BaseDetector):
         if parts[0] is None:
             raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
         return torch.cat(parts).double().cpu().numpy()
+
+    def reconstruct(self, X) -> np.ndarray:
+        """The network's reconstruction of each row of ``X``, in the data's units, shape (n_samples, n_features).
+
+        Raises NotImplementedError for families without a reconstruction (Deep SVDD).
+        """
+        x = self.network_input(X)
+        with self.scoring_context(rows=x.shape[0]):
+            parts = [self.row_reconstruction(self.net_, batch) for batch in self.scoring_batches(x)]
+        if parts[0] is None:
+            raise NotImplementedError(f"{type(self).__name__} does not reconstruct its input")
+        standardised = torch.cat(parts).double().cpu().numpy()
+        return standardised * self.scaler_scale_ + self.scaler_mean_
 
     def _score_tensor(self, X: torch.Tensor) -> np.ndarray:
         net = self.net_
