@@ -1,0 +1,11 @@
+"""The built-in ``adscore`` commands, added through the ``register_commands`` hook."""
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    from . import analysis, benchmark, demo, fit, inspect, score
+
+    for command in (fit.fit, score.score, inspect.plugins, inspect.info, analysis.explain,
+                    analysis.threshold, analysis.evaluate, benchmark.benchmark, demo.example, demo.demo):
+        cli.add_command(command)
