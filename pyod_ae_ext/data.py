@@ -262,8 +262,8 @@ def _refuse_column_options(columns, exclude, id_columns) -> None:
     used = [option for option, value in (("--columns", columns), ("--exclude", exclude),
                                          ("--id-column", id_columns)) if value]
     if used:
-        raise DataError(f"{', '.join(used)} choose table columns; image data (.npy, .npz, a folder of images) "
-                        "have none: drop them")
+        raise DataError(f"image data (.npy, .npz, a folder of images) have no columns to select: drop "
+                        f"{' and '.join(used)}")
 
 
 def _with_image_shape(table: Table, image_shape) -> Table:

@@ -162,8 +162,8 @@ def _table(images, image_shape, source: str, ids=None, labels=None):
         images = _channel_first(images, source)
         shape = tuple(int(s) for s in images.shape[1:])
         if image_shape is not None and tuple(image_shape) != shape:
-            raise DataError(f"--image-shape {','.join(map(str, image_shape))} does not match the images in "
-                            f"{source}, which are {','.join(map(str, shape))} (C,H,W)")
+            raise DataError(f"the images in {source} are {','.join(map(str, shape))} (C,H,W), not "
+                            f"{','.join(map(str, image_shape))} as --image-shape or the model expects")
     X = np.ascontiguousarray(images.reshape(images.shape[0], -1), dtype=np.float64)
     _check_finite(X, shape, source)
     frame_ids = None

@@ -1,4 +1,7 @@
-"""Images: the convolutional backbones, global pixel scaling, image readers, persistence."""
+"""Images: the convolutional backbones, global pixel scaling, image readers, persistence, CLI."""
+import io
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -316,8 +319,7 @@ def test_flat_arrays_need_and_take_an_image_shape(tmp_path):
 
 
 def test_png_folder_is_read_in_name_order_with_file_ids(tmp_path):
-    from PIL import Image
-
+    Image = pytest.importorskip("PIL.Image")
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 255, size=(3, 5, 7)).astype(np.uint8)
     for k, image in enumerate(grey):
@@ -330,8 +332,7 @@ def test_png_folder_is_read_in_name_order_with_file_ids(tmp_path):
 
 
 def test_colour_images_give_three_channels(tmp_path):
-    from PIL import Image
-
+    Image = pytest.importorskip("PIL.Image")
     rgb = np.random.default_rng(1).integers(0, 255, size=(4, 6, 3)).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
     Image.fromarray(rgb[..., 0]).save(tmp_path / "b.png")  # grey: converted to RGB beside a colour image
@@ -342,8 +343,7 @@ def test_colour_images_give_three_channels(tmp_path):
 
 
 def test_folder_errors(tmp_path):
-    from PIL import Image
-
+    Image = pytest.importorskip("PIL.Image")
     with pytest.raises(DataError, match="holds no .png"):
         read_images(tmp_path)
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
@@ -370,7 +370,7 @@ def test_scoring_images_match_the_model_by_shape(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((2, 4, 4)))
     table = read_scoring_table(str(tmp_path / "a.npy"), [f"p{k}" for k in range(16)], image_shape=(1, 4, 4))
     assert table.feature_names[0] == "p0"
-    with pytest.raises(DataError, match="does not match the images"):
+    with pytest.raises(DataError, match=r"are 1,4,4 \(C,H,W\), not 1,3,3"):
         read_scoring_table(str(tmp_path / "a.npy"), [f"p{k}" for k in range(9)], image_shape=(1, 3, 3))
 
 
@@ -395,3 +395,128 @@ def test_objects_in_npz_are_refused(tmp_path):
     np.savez(tmp_path / "o.npz", X=np.array([[1, "a"]], dtype=object))
     with pytest.raises(DataError, match="not a readable NumPy"):
         read_images(tmp_path / "o.npz")
+
+
+# --------------------------------------------------------------------------
+# command line
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """train.npz (normal blobs), test.npz (three with a bright bar, labels y), the test images as PNGs."""
+    train = _images(120, (1, 12, 12)).reshape(120, 12, 12).astype(np.uint8)
+    test = _images(12, (1, 12, 12), seed=4).reshape(12, 12, 12)
+    test[:3, 6, :] = 255
+    test = test.astype(np.uint8)
+    np.savez(tmp_path / "train.npz", X=train)
+    np.savez(tmp_path / "test.npz", X=test, y=np.r_[np.ones(3), np.zeros(9)].astype(int))
+    pd.DataFrame(train.reshape(120, -1), columns=[f"px{k}" for k in range(144)]).to_csv(tmp_path / "flat.csv",
+                                                                                          index=False)
+    Image = pytest.importorskip("PIL.Image")
+    (tmp_path / "pngs").mkdir()
+    for k, image in enumerate(test):
+        Image.fromarray(image).save(tmp_path / "pngs" / f"im{k:02d}.png")
+    return tmp_path
+
+
+FIT_CONV = ["fit", "-d", "toll", "--backbone", "conv", "-p", "hidden_dims=[4,8]", "-p", "epochs=10", "--seed", "0"]
+
+
+def test_cli_fits_scores_and_evaluates_images(image_files, runner, monkeypatch):
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(image_files)
+    result = runner.invoke(cli, [*FIT_CONV, "train.npz", "-o", "m.adscore"])
+    assert result.exit_code == 0, result.output
+    assert "120 images of 1x12x12" in result.stderr
+    model = pyod_ae_ext.load("m.adscore")
+    assert model.input_shape == (1, 12, 12) and model.backbone == "conv"
+    from_npz = runner.invoke(cli, ["score", "-m", "m.adscore", "test.npz"])
+    from_png = runner.invoke(cli, ["score", "-m", "m.adscore", "pngs"])
+    assert from_npz.exit_code == 0 and from_png.exit_code == 0, from_npz.output + from_png.output
+    npz_scores = pd.read_csv(io.StringIO(from_npz.stdout))
+    png_scores = pd.read_csv(io.StringIO(from_png.stdout))
+    assert png_scores["file"].tolist() == [f"im{k:02d}.png" for k in range(12)]
+    np.testing.assert_allclose(png_scores["score"], npz_scores["score"])
+    test = np.load(image_files / "test.npz")["X"].reshape(12, -1)
+    np.testing.assert_allclose(npz_scores["score"], model.decision_function(test))
+    evaluated = runner.invoke(cli, ["evaluate", "-m", "m.adscore", "--label-column", "y", "--json", "test.npz"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["roc_auc"] == 1.0  # the bars stand out
+
+
+def test_cli_explain_plots_images(image_files, runner, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(image_files)
+    assert runner.invoke(cli, [*FIT_CONV, "train.npz", "-o", "m.adscore"]).exit_code == 0
+    result = runner.invoke(cli, ["explain", "-m", "m.adscore", "--top", "3", "--plot", "why.png", "pngs"])
+    assert result.exit_code == 0, result.output
+    assert "(file=im0" in result.stdout and "pixel_6_" in result.stdout
+    from PIL import Image
+
+    with Image.open(image_files / "why.png") as png:
+        width, height = png.size
+    assert height > 2 * width  # one row of panels per image, eight images
+
+
+def test_cli_flat_pixel_columns_with_image_shape(image_files, runner, monkeypatch):
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(image_files)
+    result = runner.invoke(cli, [*FIT_CONV, "--image-shape", "12x12", "flat.csv", "-o", "m.adscore"])
+    assert result.exit_code == 0, result.output
+    model = pyod_ae_ext.load("m.adscore")
+    assert model.input_shape == (1, 12, 12) and model.feature_names_in_[0] == "px0"
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["fit", "-d", "toll", "--backbone", "conv", "--image-shape", "1,5,5", "flat.csv", "-o", "x.adscore"],
+     ("image shape 1,5,5 holds 25 pixel values", "144 feature columns")),
+    (["fit", "-d", "toll", "--backbone", "conv", "--image-shape", "3x", "train.npz", "-o", "x.adscore"],
+     ("--image-shape expects C,H,W or HxW",)),
+    (["fit", "-d", "toll", "--backbone", "conv", "--image-shape", "3,12,12", "train.npz", "-o", "x.adscore"],
+     ("are 1,12,12 (C,H,W), not 3,12,12",)),
+    (["fit", "-d", "toll", "--backbone", "conv", "-p", "input_shape=[1,11,13]", "train.npz", "-o", "x.adscore"],
+     ("input_shape=(1, 11, 13) holds 143 pixel values", "144 features")),
+    (["fit", "-d", "toll", "--backbone", "conv", "-p", "standardize='pixel'", "train.npz", "-o", "x.adscore"],
+     ("standardize must be",)),
+    (["fit", "-d", "toll", "--backbone", "conv", "--exclude", "y", "train.npz", "-o", "x.adscore"],
+     ("image data", "drop --exclude")),
+])
+def test_cli_bad_image_input_is_one_error_line(image_files, runner, monkeypatch, args, fragments):
+    from helpers import assert_clean_error
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(image_files)
+    assert_clean_error(runner.invoke(cli, args), *fragments)
+    assert not (image_files / "x.adscore").exists()
+
+
+def test_cli_scoring_images_of_another_size_is_one_error_line(image_files, runner, monkeypatch):
+    from helpers import assert_clean_error
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(image_files)
+    np.save(image_files / "small.npy", np.zeros((4, 6, 6), np.uint8))
+    assert runner.invoke(cli, [*FIT_CONV, "train.npz", "-o", "m.adscore"]).exit_code == 0
+    assert_clean_error(runner.invoke(cli, ["score", "-m", "m.adscore", "small.npy", "-o", "s.csv"]),
+                       "are 1,6,6 (C,H,W), not 1,12,12")
+    assert not (image_files / "s.csv").exists()
+
+
+def test_missing_pillow_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError("No module named 'PIL'")
+        return real_import(name, *args, **kwargs)
+
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    monkeypatch.setattr(builtins, "__import__", without_pil)
+    with pytest.raises(DataError, match=r'needs Pillow, which is not installed: pip install "pyod-ae-ext\[image\]"'):
+        read_images(tmp_path)
