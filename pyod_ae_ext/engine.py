@@ -272,11 +272,15 @@ class AutoEncoderDetector(BaseDetector):
         are the latent score's reference set.
     backbone : str, default "mlp"
         The layers of the encoder and decoder (:mod:`pyod_ae_ext.backbones`): "mlp"
-        (fully connected through ``hidden_dims``) or any backbone registered there.
-        The family's loss and score are the same whatever the backbone.
+        (fully connected through ``hidden_dims``), "conv" (strided convolutions
+        through ``hidden_dims`` read as channel counts, for images), "toll-mnist" (the
+        Toll paper's MNIST network; :mod:`pyod_ae_ext.backbones_image`) or any backbone
+        registered there. The family's loss and score are the same whatever the backbone.
     input_shape : tuple of int or None, default None
         Shape of one row for structured backbones (an image's ``(C, H, W)``, a
-        sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp".
+        sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp"; for
+        the image backbones None means one grey square image, ``(1, s, s)`` for
+        ``s * s`` features (other widths need the shape).
     """
 
     def __init_subclass__(cls, **kwargs):

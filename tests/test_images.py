@@ -520,3 +520,55 @@ def test_missing_pillow_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_pil)
     with pytest.raises(DataError, match=r'needs Pillow, which is not installed: pip install "pyod-ae-ext\[image\]"'):
         read_images(tmp_path)
+
+
+def _contract_images():
+    """200 training images, 60 test images whose first 10 carry a bright bar (the anomalies)."""
+    train = _images(200, (1, 8, 8))
+    test = _images(60, (1, 8, 8), seed=7).reshape(60, 8, 8)
+    test[:10, 4, :] = 255.0
+    return train, test.reshape(60, -1)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_with_the_conv_backbone_honours_the_contract(name):
+    from pyod_ae_ext.testing import check_detector
+
+    check_detector(_make(name, epochs=4), data=_contract_images())
+
+
+# --------------------------------------------------------------------------
+# the MNIST benchmark
+
+
+def _run_mnist_benchmark(*args, env=None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "benchmarks.mnist_conv", *args], cwd=repo, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_mnist_benchmark_skips_without_the_data(tmp_path):
+    done = _run_mnist_benchmark("--quick", env={"ADSCORE_DATASETS": str(tmp_path / "none")})
+    assert done.returncode == 0 and "skipped: benchmark data not found" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_mnist_benchmark_quick_run(tmp_path):
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("ADSCORE_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    if not (root / "mnist" / "mnist_digit0.npz").is_file():
+        pytest.skip(f"MNIST digits not found under {root} (set ADSCORE_DATASETS)")
+    done = _run_mnist_benchmark("--quick", "--threads", "1", "--json", str(tmp_path / "cells.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    cells = json.loads((tmp_path / "cells.json").read_text())["cells"]
+    assert {c["detector"] for c in cells} == {"toll conv", "toll conv, paper's score", "toll mlp",
+                                              "toll mlp, paper's score", "knn", "iforest"}
+    assert {c["digit"] for c in cells} == {0, 1} and all(0.5 < c["roc_auc"] <= 1 for c in cells)
+    assert "| **mean** |" in done.stdout
