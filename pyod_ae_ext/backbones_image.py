@@ -113,6 +113,7 @@ class ConvBackbone:
         return max(c * h * w for c, h, w in self._sizes(detector, n_features))
 
     def encoder(self, detector, n_features: int, out_dim: int, bias: bool = True) -> nn.Sequential:
+        self.check(detector, n_features)
         sizes = self._sizes(detector, n_features)
         layers: list[nn.Module] = [nn.Unflatten(1, sizes[0])]
         for (c_in, _, _), (c_out, _, _) in zip(sizes[:-1], sizes[1:]):
@@ -124,6 +125,7 @@ class ConvBackbone:
 
     def decoder(self, detector, in_dim: int, n_features: int, n_outputs: int = 1,
                 bias: bool = True) -> nn.Sequential:
+        self.check(detector, n_features)
         sizes = self._sizes(detector, n_features)
         c, h, w = sizes[-1]
         layers: list[nn.Module] = [nn.Linear(in_dim, c * h * w, bias=bias), nn.Unflatten(1, (c, h, w))]

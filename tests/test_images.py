@@ -572,3 +572,45 @@ def test_mnist_benchmark_quick_run(tmp_path):
                                               "toll mlp, paper's score", "knn", "iforest"}
     assert {c["digit"] for c in cells} == {0, 1} and all(0.5 < c["roc_auc"] <= 1 for c in cells)
     assert "| **mean** |" in done.stdout
+
+
+# --------------------------------------------------------------------------
+# reconstructions and the image plot's panels
+
+
+def test_reconstruct_returns_the_networks_output_in_pixel_units():
+    X = _images()
+    detector = _make("ae").fit(X)
+    with torch.inference_mode():
+        _, recon = detector.net_(detector.network_input(X[:5]))
+    expected = recon.double().numpy() * detector.scaler_scale_ + detector.scaler_mean_
+    np.testing.assert_allclose(detector.reconstruct(X[:5]), expected, rtol=1e-6)
+    squared = ((detector.reconstruct(X[:5]) - X[:5]) / detector.scaler_scale_) ** 2
+    np.testing.assert_allclose(squared, detector.feature_contributions(X[:5]), rtol=1e-4, atol=1e-6)
+
+
+def test_ksparse_reconstructs_with_its_scoring_support():
+    detector = _make("ksparse-ae", alpha=1.5).fit(_images())
+    squared = ((detector.reconstruct(_images()[:4]) - _images()[:4]) / detector.scaler_scale_) ** 2
+    np.testing.assert_allclose(squared.sum(axis=1), detector.family_score(_images()[:4]), rtol=1e-4)
+
+
+def test_bernoulli_vae_reconstructs_probabilities():
+    X = _images() / 255.0
+    detector = _make("vae", likelihood="bernoulli").fit(X)
+    recon = detector.reconstruct(X[:4])
+    assert ((recon > 0) & (recon < 1)).all()
+
+
+def test_image_panels_fall_back_where_a_family_has_less():
+    from pyod_ae_ext.image_plots import image_panels
+
+    X = _images()
+    svdd = image_panels(_make("deep-svdd").fit(X), X[:3], (1, 8, 8))
+    assert svdd["reconstructions"] is None and svdd["errors"] is None and svdd["inputs"].shape == (3, 1, 8, 8)
+    with pytest.raises(NotImplementedError):
+        _make("deep-svdd").fit(X).reconstruct(X[:3])
+    wasserstein = image_panels(_make("vae", score="wasserstein").fit(X), X[:3], (1, 8, 8))
+    assert wasserstein["error_title"].startswith("squared error") and wasserstein["errors"].shape == (3, 8, 8)
+    toll = image_panels(_make("toll").fit(X), X[:3], (1, 8, 8))
+    assert toll["error_title"] == "per-pixel contribution" and toll["reconstructions"].shape == (3, 1, 8, 8)
