@@ -536,7 +536,7 @@ class AutoEncoderDetector(BaseDetector):
         finally:
             for hook in hooks:
                 hook.remove()
-        penalty = sum(a.abs().sum(dim=1).mean() for a in activations)
+        penalty = sum(a.abs().flatten(1).sum(dim=1).mean() for a in activations)
         return loss + self.activity_l1 * penalty
 
     def _corrupt(self, batch: torch.Tensor) -> torch.Tensor:

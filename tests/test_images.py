@@ -614,3 +614,16 @@ def test_image_panels_fall_back_where_a_family_has_less():
     assert wasserstein["error_title"].startswith("squared error") and wasserstein["errors"].shape == (3, 8, 8)
     toll = image_panels(_make("toll").fit(X), X[:3], (1, 8, 8))
     assert toll["error_title"] == "per-pixel contribution" and toll["reconstructions"].shape == (3, 1, 8, 8)
+
+
+def test_activity_penalty_counts_every_unit_of_a_feature_map():
+    detector = _make("ae", activity_l1=0.5).fit(_images())
+    x = detector.network_input(_images(4, seed=3))
+    net = detector.net_.eval()
+    with torch.inference_mode():
+        plain = detector.row_loss(net, x, x).mean()
+        maps = net.encoder[:3](x)  # Unflatten, Conv2d, ReLU: the first hidden activation
+        second = net.encoder[:5](x)
+        code = net.encoder(x)
+        expected = plain + 0.5 * sum(a.abs().reshape(4, -1).sum(1).mean() for a in (maps, second, code))
+        assert torch.isclose(detector.batch_loss(net, x), expected, rtol=1e-5)
