@@ -206,32 +206,39 @@ def _pillow():
 
 
 def _read_folder(path: Path, channels):
+    """(N, C, H, W) pixels of the folder's images in file-name order, and their file names.
+
+    Headers are read first (channels: grey only if every image is grey), then each image
+    into one preallocated array, so a large folder holds one copy of its pixels.
+    """
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"directory {path} holds no .png, .jpg or .jpeg files")
-    Image, UnidentifiedImageError = _pillow()
-    opened = []
-    try:
-        for file in files:
-            try:
-                image = Image.open(file)
-                image.load()
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DataError(f"{file} is not a readable image: {str(exc).strip() or type(exc).__name__}") from None
-            opened.append(image)
-        if channels is None:
-            channels = 1 if all(image.mode in _GREY_MODES for image in opened) else 3
-        arrays = [_pixels(image, channels) for image in opened]
-    finally:
-        for image in opened:
-            image.close()
-    first = arrays[0].shape
-    for file, array in zip(files, arrays):
-        if array.shape != first:
+    if channels is None:
+        channels = 1 if all(_open(file, load=False).mode in _GREY_MODES for file in files) else 3
+    images = None
+    for k, file in enumerate(files):
+        pixels = _pixels(_open(file), channels)
+        if images is None:
+            images = np.empty((len(files), *pixels.shape))
+        elif pixels.shape != images.shape[1:]:
             raise DataError(f"the images in {path} must all have one size: {files[0].name} is "
-                            f"{first[2]}x{first[1]} pixels, {file.name} is {array.shape[2]}x{array.shape[1]}; "
-                            "resize them first")
-    return np.stack(arrays), [file.name for file in files]
+                            f"{images.shape[3]}x{images.shape[2]} pixels, {file.name} is "
+                            f"{pixels.shape[2]}x{pixels.shape[1]}; resize them first")
+        images[k] = pixels
+    return images, [file.name for file in files]
+
+
+def _open(file: Path, load: bool = True):
+    """The Pillow image in ``file`` (its header only unless ``load``); the file is closed again."""
+    Image, UnidentifiedImageError = _pillow()
+    try:
+        with Image.open(file) as image:
+            if load:
+                image.load()
+            return image
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{file} is not a readable image: {str(exc).strip() or type(exc).__name__}") from None
 
 
 def _pixels(image, channels: int) -> np.ndarray:
