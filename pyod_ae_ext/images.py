@@ -10,8 +10,9 @@ Accepted sources:
 - ``.npy``: one array; ``.npz``: the array ``X`` (else ``images``, else the only array;
   another array such as ``y`` can be the label column). Shapes ``(N, H, W)`` (grey),
   ``(N, H, W, C)`` (channels last, ``C`` of 1 to 4) or ``(N, C, H, W)`` (channels first,
-  ``C`` of 1 to 4, when the last axis is longer than 4), or ``(N, features)`` flat rows
-  with an image shape given separately.
+  ``C`` of 1 to 4, when the last axis is longer than 4), or ``(N, features)`` flat rows:
+  images of a given image shape, else plain features ``x0``, ``x1``, ... (an image
+  backbone infers a square grey image from them).
 - a directory of ``.png``, ``.jpg``/``.jpeg`` files (Pillow, the ``image`` extra), read
   in file-name order, all of one size: grey images (modes 1, L, LA, I, I;16, F) give one
   channel, any other mode RGB (alpha dropped) unless a channel count is asked for.
@@ -165,19 +166,20 @@ def _table(images, image_shape, source: str, ids=None, labels=None):
             raise DataError(f"the images in {source} are {','.join(map(str, shape))} (C,H,W), not "
                             f"{','.join(map(str, image_shape))} as --image-shape or the model expects")
     X = np.ascontiguousarray(images.reshape(images.shape[0], -1), dtype=np.float64)
-    _check_finite(X, shape, source)
+    names = pixel_names(shape) if shape is not None else [f"x{k}" for k in range(X.shape[1])]
+    _check_finite(X, names, source)
     frame_ids = None
     if ids is not None:
         import pandas as pd
 
         frame_ids = pd.DataFrame({"file": ids})
-    return Table(X, pixel_names(shape), frame_ids, labels, X.shape[0], image_shape=shape)
+    return Table(X, names, frame_ids, labels, X.shape[0], image_shape=shape)
 
 
 def _flat_shape(images, image_shape, source):
+    """The shape of flat rows: ``image_shape`` if given (it must fit), else None (plain features)."""
     if image_shape is None:
-        raise DataError(f"{source} holds flat rows ({images.shape[1]} values each): give their image shape with "
-                        "--image-shape C,H,W (or HxW)")
+        return None
     shape = tuple(int(s) for s in image_shape)
     if int(np.prod(shape)) != images.shape[1]:
         raise DataError(f"--image-shape {','.join(map(str, shape))} holds {int(np.prod(shape))} values but the rows "
@@ -185,12 +187,11 @@ def _flat_shape(images, image_shape, source):
     return shape
 
 
-def _check_finite(X, shape, source):
+def _check_finite(X, names, source):
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(f"{source}: image {row} has a non-finite value ({X[row, col]}) at pixel "
-                        f"{pixel_names(shape)[col]!r}")
+        raise DataError(f"{source}: row {row} has a non-finite value ({X[row, col]}) in {names[col]!r}")
 
 
 # --------------------------------------------------------------------------

@@ -309,10 +309,10 @@ def test_npz_layouts_become_channel_first_rows(tmp_path):
     np.testing.assert_array_equal(grey.X, chw[:, 0].reshape(5, -1))
 
 
-def test_flat_arrays_need_and_take_an_image_shape(tmp_path):
+def test_flat_arrays_are_features_or_take_an_image_shape(tmp_path):
     np.save(tmp_path / "flat.npy", np.arange(24.0).reshape(2, 12))
-    with pytest.raises(DataError, match="--image-shape"):
-        read_images(tmp_path / "flat.npy")
+    plain = read_images(tmp_path / "flat.npy")
+    assert plain.image_shape is None and plain.feature_names[:2] == ["x0", "x1"]
     assert read_images(tmp_path / "flat.npy", (1, 3, 4)).image_shape == (1, 3, 4)
     with pytest.raises(DataError, match="holds 9 values but the rows"):
         read_images(tmp_path / "flat.npy", (1, 3, 3))
@@ -389,6 +389,14 @@ def test_bad_image_shapes_are_refused(text):
 def test_pixel_names():
     assert pixel_names((1, 2, 2)) == ["pixel_0_0", "pixel_0_1", "pixel_1_0", "pixel_1_1"]
     assert pixel_names((2, 1, 1)) == ["pixel_0_0_0", "pixel_1_0_0"]
+
+
+def test_non_finite_pixels_are_named(tmp_path):
+    images = np.zeros((3, 2, 2))
+    images[1, 0, 1] = np.nan
+    np.save(tmp_path / "nan.npy", images)
+    with pytest.raises(DataError, match=r"row 1 has a non-finite value \(nan\) in 'pixel_0_1'"):
+        read_images(tmp_path / "nan.npy")
 
 
 def test_objects_in_npz_are_refused(tmp_path):
