@@ -72,8 +72,7 @@ def plot_image_explanation(path, detector, X, rows, scores, threshold, shape, la
     for k, row in enumerate(rows):
         image = panels["inputs"][k]
         recon = panels["reconstructions"][k] if panels["reconstructions"] is not None else None
-        both = image if recon is None else np.concatenate([image.ravel(), recon.ravel()])
-        low, high = float(np.min(both)), float(np.max(both))
+        low, high = float(np.min(image)), float(np.max(image))  # the reconstruction on the input's scale
         caption = labels[k] if labels is not None else f"row {row}"
         flag = " flagged" if scores[k] > threshold else ""
         shown = [(image, f"{caption}\nscore {scores[k]:.4g}{flag}")]

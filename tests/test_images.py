@@ -635,3 +635,19 @@ def test_activity_penalty_counts_every_unit_of_a_feature_map():
         code = net.encoder(x)
         expected = plain + 0.5 * sum(a.abs().reshape(4, -1).sum(1).mean() for a in (maps, second, code))
         assert torch.isclose(detector.batch_loss(net, x), expected, rtol=1e-5)
+
+
+def test_cli_flat_array_with_an_image_backbone_gets_pixel_names(tmp_path, runner, monkeypatch):
+    from helpers import assert_clean_error
+    from pyod_ae_ext.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    np.savez("flat.npz", X=_images(40, (1, 4, 4)), y=np.zeros(40, dtype=int))
+    result = runner.invoke(cli, ["fit", "-d", "toll", "--backbone", "conv", "-p", "epochs=1", "flat.npz",
+                                 "-o", "m.adscore"])
+    assert result.exit_code == 0, result.output
+    model = pyod_ae_ext.load("m.adscore")
+    assert model.input_shape == (1, 4, 4) and list(model.feature_names_in_[:2]) == ["pixel_0_0", "pixel_0_1"]
+    np.savez("flat15.npz", X=np.zeros((10, 15)))
+    assert_clean_error(runner.invoke(cli, ["fit", "-d", "toll", "--backbone", "conv", "flat15.npz", "-o", "x.adscore"]),
+                       "cannot infer the image shape of 15 features")

@@ -108,6 +108,8 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     sampled = None
     if sample is None:
         table = read_training_table(data, columns, exclude, id_columns, image_shape=shape)
+        if table.image_shape is None and is_image_source(data):
+            _infer_image_shape(detector, table)
         X, feature_names = table.X, table.feature_names
         _give_image_shape(detector, table.image_shape)
         what = (f"images of {'x'.join(map(str, table.image_shape))} (C x H x W)" if table.image_shape
@@ -143,6 +145,16 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
                  f"(seed {sampled['seed']})")
     elif sampled is not None:
         echo_err(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
+
+
+def _infer_image_shape(detector, table) -> None:
+    """Flat rows of an array fitted with an image backbone: the inferred square image, its pixel names."""
+    from ..backbones_image import image_shape, is_image_backbone
+    from ..images import pixel_names
+
+    if is_image_backbone(getattr(detector, "backbone", None)):
+        table.image_shape = image_shape(detector, table.X.shape[1])
+        table.feature_names = pixel_names(table.image_shape)
 
 
 def _give_image_shape(detector, shape) -> None:
