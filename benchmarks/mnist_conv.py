@@ -78,16 +78,18 @@ def _pyod_cell(name, X_fit, X_test, y_test, seed):
     return {"detector": name, **bench.score_metrics(y_test, scores), "fit_s": fit_s, "score_s": score_s}
 
 
-def run_digit(digit, seed, rows=None, epochs=None):
+def run_digit(digit, seed, rows=None, epochs=None, conv_params=None, conv_only=False):
     X, y = _load(digit, rows, seed)
     train, test = bench.split_indices(y, seed)
     fit_rows = bench.protocol_rows(y, train, "one-class")
     X_fit, X_test, y_test = X[fit_rows], X[test], y[test]
     extra = {} if epochs is None else {"epochs": epochs}
-    cells = [*_toll_cells("toll conv", {**CONV, **extra}, X_fit, X_test, y_test, seed),
-             *_toll_cells("toll mlp", extra, X_fit, X_test, y_test, seed),
-             _pyod_cell("knn", X_fit, X_test, y_test, seed),
-             _pyod_cell("iforest", X_fit, X_test, y_test, seed)]
+    label = "toll conv" + "".join(f", {k}={v}" for k, v in (conv_params or {}).items())
+    cells = _toll_cells(label, {**CONV, **extra, **(conv_params or {})}, X_fit, X_test, y_test, seed)
+    if not conv_only:
+        cells += [*_toll_cells("toll mlp", extra, X_fit, X_test, y_test, seed),
+                  _pyod_cell("knn", X_fit, X_test, y_test, seed),
+                  _pyod_cell("iforest", X_fit, X_test, y_test, seed)]
     for cell in cells:
         cell.update(digit=digit, seed=seed, n_fit=int(len(fit_rows)), n_test=int(len(test)))
         log(f"digit {digit} seed {seed} {cell['detector']:<26} ROC-AUC {100 * cell['roc_auc']:.1f}  "
@@ -139,7 +141,11 @@ def report(cells, settings) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mnist_conv", description=__doc__.split("\n")[0])
     parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)), choices=range(10))
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1 (default 0)")
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the conv Toll (repeatable; values as Python literals)")
+    parser.add_argument("--conv-only", action="store_true", help="only the conv Toll (no MLP, KNN, IForest)")
     parser.add_argument("--quick", action="store_true", help="digits 0 and 1, 1,500 rows, 2 epochs")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write every cell here")
@@ -158,11 +164,17 @@ def main(argv=None) -> int:
         print(time_fits())
         return 0
     digits = QUICK["digits"] if args.quick else args.digits
+    import ast
+
+    conv_params = {}
+    for pair in args.param:
+        key, _, value = pair.partition("=")
+        conv_params[key.strip()] = ast.literal_eval(value.strip())
     cells = []
     for digit in digits:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             cells += run_digit(digit, seed, QUICK["rows"] if args.quick else None,
-                               QUICK["epochs"] if args.quick else None)
+                               QUICK["epochs"] if args.quick else None, conv_params, args.conv_only)
     env = environment()
     settings = {"seeds": args.seeds, "command": "python -m benchmarks.mnist_conv " + " ".join(sys.argv[1:] if argv
                                                                                              is None else argv),
