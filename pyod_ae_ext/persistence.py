@@ -228,7 +228,8 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     """
     _check_metadata(meta, source)
     spec = _resolve_spec(meta["detector"], source)
-    detector = _checked_instance(spec, _params_from_json(meta["params"]), source)
+    params = _current_names(spec.cls, _params_from_json(meta["params"]), source)
+    detector = _checked_instance(spec, params, source)
     uses_skops = not hasattr(spec.cls, "_restore_fitted_state")
     if meta["state"].get("skops", False) is not uses_skops:
         raise inconsistent(source, f"its state is {'not ' if uses_skops else ''}a PyOD/skops state, "
@@ -585,6 +586,18 @@ def _params_from_json(params: dict) -> dict:
         return value
 
     return {k: decode(v) for k, v in params.items()}
+
+
+def _current_names(cls, params: dict, source: str) -> dict:
+    """Parameters saved under a name the class has since renamed (``renamed_parameters``), renamed."""
+    renamed = getattr(cls, "renamed_parameters", {})
+    out = {}
+    for key, value in params.items():
+        new = renamed.get(key)
+        if new is not None and new in params:
+            raise inconsistent(source, f"its parameters hold both {key!r} and its new name {new!r}")
+        out[new or key] = value
+    return out
 
 
 def _feature_names(detector):

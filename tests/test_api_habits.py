@@ -1,0 +1,117 @@
+"""PyOD and scikit-learn habits (issue 13): parameter names, aliases, thresholders, metadata."""
+import warnings
+
+import numpy as np
+import pytest
+from helpers import assert_clean_error, fast_detector
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import pyod_ae_ext
+from pyod_ae_ext.cli import cli
+from pyod_ae_ext.errors import ModelFileError
+from pyod_ae_ext.persistence import load_detector, read_metadata, read_model_file, write_model_file
+from pyod_ae_ext.plugins.vae import VAE
+
+SMALL = dict(hidden_dims=(8,), latent_dim=2, epochs=2, random_state=0)
+
+
+@pytest.fixture
+def rows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    X[:6] += 5.0
+    return X
+
+
+# --------------------------------------------------------------------------
+# the VAE's score_method (was `score`, which hid scikit-learn's score method)
+
+
+def test_vae_score_method_is_a_parameter_and_score_is_not_shadowed():
+    vae = VAE(score_method="wasserstein")
+    params = vae.get_params()
+    assert params["score_method"] == "wasserstein" and "score" not in params
+    assert not isinstance(getattr(vae, "score", None), str)
+    assert hasattr(vae, "score") == hasattr(pyod_ae_ext.make_detector("ae"), "score")
+
+
+def test_vae_old_score_name_warns_and_sets_score_method():
+    with pytest.warns(FutureWarning, match="score_method"):
+        vae = VAE(score="reconstruction_error", **SMALL)
+    assert vae.score_method == "reconstruction_error" and "score" not in vae.get_params()
+    with pytest.warns(FutureWarning, match="score_method"):
+        vae.set_params(score="wasserstein")
+    assert vae.score_method == "wasserstein"
+    with pytest.warns(FutureWarning), pytest.raises(TypeError, match="score_method only"):
+        VAE(score="wasserstein", score_method="reconstruction_error")
+
+
+def test_vae_clone_and_pipeline_round_trip(rows):
+    vae = VAE(score_method="reconstruction_error", **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecation path on the new name
+        copy = clone(vae)
+        assert copy.get_params() == vae.get_params()
+        pipe = Pipeline([("scale", StandardScaler()), ("vae", vae)])
+        pipe.set_params(vae__score_method="wasserstein")
+        same = clone(pipe)
+    assert same.get_params()["vae__score_method"] == "wasserstein"
+    same.fit(rows)
+    scores = same.decision_function(rows)
+    direct = VAE(score_method="wasserstein", **SMALL).fit(StandardScaler().fit_transform(rows))
+    np.testing.assert_allclose(scores, direct.decision_scores_, rtol=1e-6)
+    np.testing.assert_array_equal(same.predict(rows), direct.labels_)
+    # a pipeline ending in the VAE behaves like one ending in any other detector
+    ae_pipe = Pipeline([("scale", StandardScaler()), ("ae", fast_detector("ae"))])
+    assert hasattr(same, "score") == hasattr(ae_pipe, "score")
+
+
+def test_vae_old_name_through_registry_and_cli(tmp_path, runner, rows):
+    with pytest.warns(FutureWarning):
+        vae = pyod_ae_ext.make_detector("vae", score="wasserstein")
+    assert vae.score_method == "wasserstein"
+    data = tmp_path / "data.csv"
+    np.savetxt(data, rows, delimiter=",", header="a,b,c,d", comments="")
+    with pytest.warns(FutureWarning, match="vae.score_method"):
+        single = runner.invoke(cli, ["fit", "-d", "vae", "-p", "score=reconstruction_error", "-p", "epochs=1",
+                                     str(data), "-o", str(tmp_path / "vae.adscore")])
+    assert single.exit_code == 0, single.output
+    assert read_metadata(tmp_path / "vae.adscore")["params"]["score_method"] == "reconstruction_error"
+    with pytest.warns(FutureWarning):
+        ensemble = runner.invoke(cli, ["fit", "-d", "vae", "-d", "iforest", "--combine", "mean",
+                                       "-p", "vae.score=wasserstein", "-p", "vae.epochs=1",
+                                       str(data), "-o", str(tmp_path / "ens.adscore")])
+    assert ensemble.exit_code == 0, ensemble.output
+    member = load_detector(tmp_path / "ens.adscore").members_[0]
+    assert member.score_method == "wasserstein"
+
+
+def _rename_param(path, old, new, keep=False):
+    """Rewrite a model file as an older version would have saved it: parameter ``old`` named ``new``."""
+    meta, tensors = read_model_file(path)
+    params = meta["params"]
+    params[new] = params[old] if keep else params.pop(old)
+    write_model_file(path, meta, tensors)
+
+
+def test_vae_model_file_with_old_score_name_loads(tmp_path, rows):
+    fitted = VAE(score_method="reconstruction_error", **SMALL).fit(rows)
+    path = tmp_path / "old.adscore"
+    fitted.save(path)
+    _rename_param(path, "score_method", "score")
+    assert "score_method" not in read_metadata(path)["params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file is mapped, not sent down the deprecation path
+        loaded = load_detector(path)
+    assert loaded.score_method == "reconstruction_error"
+    np.testing.assert_array_equal(loaded.decision_function(rows), fitted.decision_function(rows))
+
+
+def test_vae_model_file_with_both_names_is_refused(tmp_path, rows):
+    path = tmp_path / "both.adscore"
+    VAE(**SMALL).fit(rows).save(path)
+    _rename_param(path, "score_method", "score", keep=True)
+    with pytest.raises(ModelFileError, match="both 'score' and its new name 'score_method'"):
+        load_detector(path)
