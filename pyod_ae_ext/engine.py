@@ -619,6 +619,15 @@ class AutoEncoderDetector(BaseDetector):
                             f"to +-{INPUT_BOUND:g} (standardised units); the fitted network is numerically "
                             "unusable on these rows: refit it, e.g. with weight_decay > 0")
 
+    # ---- PyOD's names -------------------------------------------------------
+
+    @property
+    def model_(self) -> torch.nn.Module:
+        """The fitted network ``net_`` (read-only), under the name PyOD's deep detectors use."""
+        if "net_" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no model_ before fit()")
+        return self.net_
+
     # ---- helpers ------------------------------------------------------------
 
     def hidden_widths(self) -> tuple:

@@ -115,3 +115,58 @@ def test_vae_model_file_with_both_names_is_refused(tmp_path, rows):
     _rename_param(path, "score_method", "score", keep=True)
     with pytest.raises(ModelFileError, match="both 'score' and its new name 'score_method'"):
         load_detector(path)
+
+
+# --------------------------------------------------------------------------
+# PyOD's attribute names: model_ and Deep SVDD's c_
+
+
+def _autoencoder_families():
+    from pyod_ae_ext.engine import AutoEncoderDetector
+    from pyod_ae_ext.registry import get_registry
+
+    return [name for name, spec in get_registry().detectors.items() if issubclass(spec.cls, AutoEncoderDetector)]
+
+
+def test_every_autoencoder_family_is_listed():
+    assert {"ae", "toll", "rdae-l1", "rdae-l21", "vae", "ksparse-ae", "deep-ocsvm", "deep-svdd"} \
+        <= set(_autoencoder_families())
+
+
+@pytest.mark.parametrize("name", _autoencoder_families())
+def test_model_is_the_fitted_network_and_read_only(name, rows, tmp_path):
+    import torch
+
+    detector = fast_detector(name, epochs=1)
+    assert not hasattr(detector, "model_")
+    detector.fit(rows)
+    assert isinstance(detector.model_, torch.nn.Module) and detector.model_ is detector.net_
+    with pytest.raises(AttributeError):
+        detector.model_ = torch.nn.Linear(1, 1)
+    detector.save(tmp_path / "m.adscore")
+    loaded = load_detector(tmp_path / "m.adscore")
+    assert loaded.model_ is loaded.net_
+    torch.testing.assert_close(loaded.model_.state_dict(), detector.model_.state_dict())
+
+
+@pytest.mark.parametrize("objective", ["one-class", "soft-boundary"])
+def test_deep_svdd_centre_and_radius_under_pyods_names(objective, rows):
+    import torch
+
+    detector = fast_detector("deep-svdd", objective=objective)
+    assert not hasattr(detector, "c_")
+    detector.fit(rows)
+    centre = detector.c_
+    assert isinstance(centre, torch.Tensor) and centre.device == detector.model_.center.device
+    np.testing.assert_array_equal(centre.cpu().double().numpy(), detector.center_)
+    centre += 1.0  # a copy: the model keeps its centre
+    np.testing.assert_array_equal(detector.c_.cpu().double().numpy(), detector.center_)
+    with pytest.raises(AttributeError):
+        detector.c_ = centre
+    # PyOD's Deep SVDD score: squared distance of the network's code to c_
+    x = torch.as_tensor((rows - detector.scaler_mean_) / detector.scaler_scale_, dtype=torch.float32)
+    with torch.no_grad():
+        distance = (detector.model_.encoder(x) - detector.c_).pow(2).sum(dim=1)
+    expected = distance.double().numpy() - (detector.radius_ ** 2 if objective == "soft-boundary" else 0.0)
+    np.testing.assert_allclose(detector.family_score(rows), expected, rtol=1e-5, atol=1e-6)
+    assert (detector.radius_ > 0) == (objective == "soft-boundary")
