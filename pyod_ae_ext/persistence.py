@@ -123,6 +123,13 @@ def read_metadata(path, signing_key=None) -> dict:
     extra entries: ``content_sha256`` (the verified content hash), ``signed`` (the file
     carries a signature) and ``signature_verified`` (it was checked against the
     configured key).
+
+    Entries present only for some models: ``fit_sample`` (``{"rows": n, "of": m,
+    "seed": s}``: fitted on a seeded reservoir sample of n of the m rows read, as
+    ``adscore fit --sample`` does; the loaded detector's ``fit_sample_``) and
+    ``thresholder`` (``{"class", "params", "flagged", "rows"}``: a thresholder object
+    chose the threshold, flagging that many training rows; see
+    :mod:`pyod_ae_ext.thresholding`).
     """
     meta, tensors, signature = _read_verified(path, signing_key)
     _check_metadata(meta, str(path))
@@ -216,6 +223,12 @@ def detector_to_state(detector) -> tuple[dict, dict]:
     }
     if thresholder is not None:
         meta["thresholder"] = thresholder
+    fit_sample = getattr(detector, "fit_sample_", None)
+    if fit_sample is not None:
+        meta["fit_sample"] = dict(fit_sample)
+        problem = _fit_sample_problem(meta["fit_sample"]) or _fit_sample_mismatch(detector, meta["fit_sample"])
+        if problem:  # never write a file that load_detector would refuse
+            raise AdscoreError(f"cannot save detector {name!r}: fit_sample_ is wrong: {problem}")
     if hasattr(detector, "_fitted_state"):
         state, tensors = detector._fitted_state()
         meta["state"] = state
@@ -252,6 +265,7 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
         detector.feature_names_in_ = np.asarray(names, dtype=object)
     set_threshold(detector, meta["threshold"])
     _check_thresholder_result(detector, meta.get("thresholder"), source)
+    _restore_fit_sample(detector, meta.get("fit_sample"), source)
     _check_scores_data(detector, n_features, source)
     return detector
 
@@ -412,7 +426,40 @@ def _metadata_problem(meta: dict) -> str | None:
     if not isinstance(versions, dict):
         return f"'versions' must be an object, got {_short(versions)}"
     if "thresholder" in meta:
-        return _thresholder_problem(meta["thresholder"])
+        problem = _thresholder_problem(meta["thresholder"])
+        if problem:
+            return problem
+    if "fit_sample" in meta:
+        return _fit_sample_problem(meta["fit_sample"])
+    return None
+
+
+def _fit_sample_problem(sample) -> str | None:
+    """What is wrong with the ``fit_sample`` entry (``{"rows": n, "of": m, "seed": s}``), or None."""
+    if not isinstance(sample, dict) or set(sample) != {"rows", "of", "seed"}:
+        return f"'fit_sample' must be an object with rows, of and seed, got {_short(sample)}"
+    rows, of, seed = sample["rows"], sample["of"], sample["seed"]
+    if not (_is_count(rows) and _is_count(of) and 1 <= rows <= of):
+        return f"'fit_sample' must count 1 <= rows <= of, got {rows!r} of {of!r}"
+    if not (_is_count(seed) and seed < 2**63):
+        return f"'fit_sample.seed' must be an integer in 0..2**63-1, got {_short(seed)}"
+    return None
+
+
+def _restore_fit_sample(detector, sample, source: str) -> None:
+    """``fit_sample_`` from its (already type-checked) entry; its row count must be the training rows'."""
+    if sample is None:
+        return
+    problem = _fit_sample_mismatch(detector, sample)
+    if problem:
+        raise inconsistent(source, problem)
+    detector.fit_sample_ = dict(sample)
+
+
+def _fit_sample_mismatch(detector, sample: dict) -> str | None:
+    n_scores = np.asarray(detector.decision_scores_).size
+    if sample["rows"] != n_scores:
+        return f"it says it was fitted on a sample of {sample['rows']} rows, it has {n_scores} training scores"
     return None
 
 

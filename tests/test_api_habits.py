@@ -297,3 +297,60 @@ def test_thresholders_that_cannot_be_recorded_are_clear_errors(rows, tmp_path):
     ecod = pyod_ae_ext.make_detector("ecod", contamination=pythresh_iqr.IQR()).fit(rows)
     with pytest.raises(AdscoreError, match="numeric contamination"):
         pyod_ae_ext.save(ecod, tmp_path / "ecod.adscore")
+
+
+# --------------------------------------------------------------------------
+# fit --sample N: the model file says it was fitted on a sample
+
+
+@pytest.fixture
+def data_csv(tmp_path, rows):
+    path = tmp_path / "data.csv"
+    np.savetxt(path, rows, delimiter=",", header="a,b,c,d", comments="")
+    return path
+
+
+def test_fit_sample_is_recorded_in_the_model_file(runner, data_csv, tmp_path):
+    model = tmp_path / "sampled.adscore"
+    result = runner.invoke(cli, ["fit", "-d", "ae", "-p", "epochs=1", "--sample", "50", "--seed", "3",
+                                 str(data_csv), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(model)["fit_sample"] == {"rows": 50, "of": 120, "seed": 3}
+    assert load_detector(model).fit_sample_ == {"rows": 50, "of": 120, "seed": 3}
+    ensemble = tmp_path / "ens.adscore"
+    result = runner.invoke(cli, ["fit", "-d", "ae", "-d", "ecod", "--combine", "max", "-p", "ae.epochs=1",
+                                 "--sample", "500", "--seed", "1", str(data_csv), "-o", str(ensemble)])
+    assert result.exit_code == 0, result.output
+    assert load_detector(ensemble).fit_sample_ == {"rows": 120, "of": 120, "seed": 1}
+    plain = tmp_path / "plain.adscore"
+    assert runner.invoke(cli, ["fit", "-d", "ecod", str(data_csv), "-o", str(plain)]).exit_code == 0
+    assert "fit_sample" not in read_metadata(plain) and not hasattr(load_detector(plain), "fit_sample_")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"rows": 60, "of": 120, "seed": 3}, "sample of 60 rows, it has 50 training scores"),
+    ({"rows": 50, "of": 40, "seed": 3}, "1 <= rows <= of"),
+    ({"rows": 50, "of": 120, "seed": -1}, "fit_sample.seed"),
+    ({"rows": 50, "of": 120}, "rows, of and seed"),
+    ([50, 120, 3], "rows, of and seed"),
+])
+def test_fit_sample_entry_is_checked_on_load(entry, problem, runner, data_csv, tmp_path):
+    model = tmp_path / "sampled.adscore"
+    assert runner.invoke(cli, ["fit", "-d", "ecod", "--sample", "50", "--seed", "3", str(data_csv),
+                               "-o", str(model)]).exit_code == 0
+    meta, tensors = read_model_file(model)
+    meta["fit_sample"] = entry
+    write_model_file(model, meta, tensors)
+    with pytest.raises(ModelFileError, match=problem):
+        load_detector(model)
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(model), str(data_csv)]), problem)
+
+
+def test_a_wrong_fit_sample_is_not_saved(rows, tmp_path):
+    from pyod_ae_ext.errors import AdscoreError
+
+    detector = pyod_ae_ext.make_detector("ecod").fit(rows)
+    detector.fit_sample_ = {"rows": 10, "of": 120, "seed": 0}
+    with pytest.raises(AdscoreError, match="fit_sample_ is wrong"):
+        pyod_ae_ext.save(detector, tmp_path / "m.adscore")
+    assert not (tmp_path / "m.adscore").exists()
