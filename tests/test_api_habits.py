@@ -354,3 +354,60 @@ def test_a_wrong_fit_sample_is_not_saved(rows, tmp_path):
     with pytest.raises(AdscoreError, match="fit_sample_ is wrong"):
         pyod_ae_ext.save(detector, tmp_path / "m.adscore")
     assert not (tmp_path / "m.adscore").exists()
+
+
+# --------------------------------------------------------------------------
+# predict_proba(method="unify") and the contract kit's checks of PyOD's names
+
+
+def test_unify_probabilities_of_ensembles_saved_and_with_a_thresholder(rows, tmp_path):
+    from scipy.special import erf
+
+    new = rows[::2] * 1.3
+    for contamination in (0.1, pythresh_iqr.IQR()):
+        ensemble = pyod_ae_ext.make_detector("ensemble", detectors=("ae", "ecod"), combine="max",
+                                             contamination=contamination,
+                                             detector_params={"ae": {"epochs": 2}}, random_state=0).fit(rows)
+        train = ensemble.decision_scores_
+        expected = erf((ensemble.decision_function(new) - train.mean()) / (train.std() * np.sqrt(2))).clip(0, 1)
+        proba, confidence = ensemble.predict_proba(new, method="unify", return_confidence=True)
+        np.testing.assert_allclose(proba[:, 1], expected)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        assert confidence.shape == (len(new),)
+        ensemble.save(tmp_path / "ens.adscore")
+        loaded = load_detector(tmp_path / "ens.adscore")
+        np.testing.assert_array_equal(loaded.predict_proba(new, method="unify"), proba)
+
+
+def _broken_detectors():
+    from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+
+    class WritableModel(AutoEncoder):
+        """model_ as a plain attribute."""
+
+        model_ = None
+
+        def fit(self, X, y=None):
+            super().fit(X, y)
+            self.model_ = self.net_
+            return self
+
+    class StaleProbabilities(AutoEncoder):
+        """PyOD's probability statistics that are not those of the training scores."""
+
+        def _process_decision_scores(self):
+            super()._process_decision_scores()
+            self._mu += 1.0
+            return self
+
+    return {"pyod_names": (WritableModel, "model_ is read-only"),
+            "probabilities": (StaleProbabilities, "training scores' mean and std")}
+
+
+@pytest.mark.parametrize("check", ["pyod_names", "probabilities"])
+def test_the_kit_checks_pyods_names_and_probabilities(check):
+    from pyod_ae_ext.testing import CHECKS, check_detector
+
+    cls, promise = _broken_detectors()[check]
+    with pytest.raises(AssertionError, match=promise):
+        check_detector(cls(epochs=1, random_state=0), skip=[c for c in CHECKS if c != check])
