@@ -122,6 +122,17 @@ class ThresholderSupport:
 
         With a thresholder as ``contamination``, ``threshold_`` is the cut it chose on the
         training scores (as a saved model applies it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_confidence : bool, default False
+            Also return :meth:`predict_confidence`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        confidence : ndarray of shape (n_samples,), only with ``return_confidence``
         """
         return BaseDetector.predict(self._with_realised_fraction(), X, return_confidence)
 
