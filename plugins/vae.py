@@ -119,7 +119,7 @@ class VAE(AutoEncoderDetector):
     Parameters
     ----------
     score_method : {"reconstruction_probability", "reconstruction_error", "wasserstein"}
-        The anomaly score, see above. Until version 0.2 this parameter was called
+        The anomaly score, see above. In pyod-ae-ext 0.1.0 this parameter was called
         ``score``, which hid scikit-learn's ``score`` method (a pipeline ending in the
         VAE could not be scored); ``VAE(score=...)``, ``set_params(score=...)`` and
         model files saved with ``score`` still work, the first two with a
