@@ -44,6 +44,7 @@ import numpy as np
 
 from .data import _check_unique_columns, _split_names, compression_of, require_codec
 from .errors import AdscoreError, DataError
+from .validation import check_number
 
 BATCH_ROWS = 1 << 16
 """Rows per batch: a multiple of the engine's scoring batches, ~16 MiB at 32 features."""
@@ -1046,6 +1047,7 @@ def sample_file(data, size, seed=None, columns=(), exclude=(), id_columns=(), ve
     """
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (1 << 31))
+    check_number("the sample's seed (--seed)", seed, 0, 2**63 - 1, integer=True)
     with open_source(data) as source:
         features = training_columns(source.columns, columns, exclude, id_columns)
         progress = progress_for(source, verbose, verb="read")

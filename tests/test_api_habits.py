@@ -411,3 +411,11 @@ def test_the_kit_checks_pyods_names_and_probabilities(check):
     cls, promise = _broken_detectors()[check]
     with pytest.raises(AssertionError, match=promise):
         check_detector(cls(epochs=1, random_state=0), skip=[c for c in CHECKS if c != check])
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_fit_sample_with_a_bad_seed_is_one_clear_error(seed, runner, data_csv, tmp_path):
+    result = runner.invoke(cli, ["fit", "-d", "ecod", "--sample", "10", "--seed", seed, str(data_csv),
+                                 "-o", str(tmp_path / "m.adscore")])
+    assert_clean_error(result, "seed (--seed)")
+    assert not (tmp_path / "m.adscore").exists()
