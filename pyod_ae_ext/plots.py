@@ -92,7 +92,10 @@ def counts_scale(counts) -> str:
 
 def score_histogram(ax, scores, threshold, labels=None):
     """Histogram of ``scores`` (normal and anomalous rows apart when ``labels`` are given)
-    with the threshold and the number of rows it flags."""
+    with the threshold and the number of rows it flags.
+
+    Returns ``(xscale, yscale)``, the axes chosen by the rule in the module docstring.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     n_bins = min(60, max(10, int(np.sqrt(len(scores)))))
     xscale, bins, linthresh = histogram_axes(scores, threshold, n_bins)
@@ -123,6 +126,7 @@ def score_histogram(ax, scores, threshold, labels=None):
     ax.set(title="score distribution", xlabel=f"anomaly score, higher = more anomalous{axis_note}",
            ylabel="rows" + (" (log scale)" if yscale == "log" else ""))
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return xscale, yscale
 
 
 # --------------------------------------------------------------------------
