@@ -96,20 +96,23 @@ def score_histogram(ax, scores, threshold, labels=None):
 
     Returns ``(xscale, yscale)``, the axes chosen by the rule in the module docstring.
     """
+    from matplotlib.colors import to_rgb
+
     scores = np.asarray(scores, dtype=np.float64)
     n_bins = min(60, max(10, int(np.sqrt(len(scores)))))
     xscale, bins, linthresh = histogram_axes(scores, threshold, n_bins)
+    # anomalies are drawn over the normal rows as a bold outline, so both counts stay readable
     if labels is not None:
         labels = np.asarray(labels)
-        parts = [(scores[labels == 0], NORMAL_COLOUR, "labelled normal", 0.55),
-                 (scores[labels == 1], ANOMALY_COLOUR, "labelled anomaly", 0.8)]
+        parts = [(scores[labels == 0], NORMAL_COLOUR, "labelled normal", 0.55, 0.8),
+                 (scores[labels == 1], ANOMALY_COLOUR, "labelled anomaly", 0.25, 2.0)]
     else:
-        parts = [(scores, NORMAL_COLOUR, "rows", 0.7)]
+        parts = [(scores, NORMAL_COLOUR, "rows", 0.7, 0.8)]
     all_counts = []
-    for values, colour, name, alpha in parts:
+    for values, colour, name, alpha, width in parts:
         if len(values):
-            counts, _, _ = ax.hist(values, bins=bins, color=colour, alpha=alpha, label=f"{name} ({len(values)})",
-                                   histtype="stepfilled", edgecolor=colour, linewidth=0.8)
+            counts, _, _ = ax.hist(values, bins=bins, facecolor=(*to_rgb(colour), alpha), edgecolor=colour,
+                                   linewidth=width, histtype="stepfilled", label=f"{name} ({len(values)})")
             all_counts.append(counts)
     flagged = int((scores > threshold).sum())
     ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2,
@@ -152,7 +155,7 @@ def roc_panel(ax, scores, labels, threshold):
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(int)
     display = RocCurveDisplay.from_predictions(labels, scores, ax=ax, name="detector", plot_chance_level=True,
                                                chance_level_kw={"label": "chance (AUC 0.5)"})
-    display.line_.set(color=NORMAL_COLOUR, drawstyle="steps-post")
+    display.line_.set(color=NORMAL_COLOUR)
     point = _operating_point(scores, labels, threshold)
     ax.plot([point["fpr"]], [point["recall"]], "o", color=THRESHOLD_COLOUR, markersize=7,
             label=f"threshold {threshold:.4g} ({point['flagged']} flagged)")

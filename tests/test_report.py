@@ -280,13 +280,19 @@ def test_report_renders_in_headless_chromium(files, tmp_path):
     assert parsed.row_tables == [21] and len(parsed.images) == 4
     assert "&lt;script&gt;" in dom.stdout and parsed.scripts == 0
 
-    screenshot = tmp_path / "report.png"
-    shot = chromium(f"--screenshot={screenshot}", "--window-size=1280,2000", url, profile=tmp_path / "profile-png")
-    assert shot.returncode == 0, shot.stderr
-    image = matplotlib.image.imread(screenshot)
-    assert image.shape[:2] == (2000, 1280)
-    # the page's own colours are greys and one blue accent; strongly blue or red areas
-    # come from the embedded plots, so their pixels show that the images were decoded
-    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
-    plotted = ((blue - red > 0.25) & (blue - green > 0.1)) | ((red - blue > 0.3) & (red - green > 0.3))
-    assert plotted.sum() > 5000
+    # the same page with every image made undecodable: what the plots add to the screen
+    page = report.read_text(encoding="utf-8")
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.replace("data:image/png;base64,", "data:image/png;base64,AAAA"), encoding="utf-8")
+    colourful = {}
+    for name, path in (("report", report), ("broken", broken)):
+        screenshot = tmp_path / f"{name}.png"
+        shot = chromium(f"--screenshot={screenshot}", "--window-size=1280,2000", path.resolve().as_uri(),
+                        profile=tmp_path / f"profile-{name}")
+        assert shot.returncode == 0, shot.stderr
+        image = matplotlib.image.imread(screenshot)
+        assert image.shape[:2] == (2000, 1280)
+        red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+        colourful[name] = int((((blue - red > 0.25) & (blue - green > 0.1))
+                               | ((red - blue > 0.3) & (red - green > 0.3))).sum())
+    assert colourful["report"] > colourful["broken"] + 20000  # the embedded plots were decoded and drawn
