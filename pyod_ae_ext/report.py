@@ -275,8 +275,8 @@ def _top_section(explanation, scores, threshold, ids, labels, top, why_unexplain
         note = f'<p class="note">No per-feature explanation: {_e(why_unexplained)}.</p>'
         return f"<section>{head}{note}{_rows_table(order, scores, threshold, ids, labels, None, None)}</section>"
     unit = explanation["unit"]
-    intro = (f"<p>Rows ranked by score. <em>Top features</em> are the columns that carry most of each row's "
-             f"score, with their share of it ({_e(explanation['source'])}).</p>")
+    intro = (f"<p>Rows ranked by score, with the columns that carry most of each row's score and their share "
+             f"of it ({_e(explanation['source'])}).</p>")
     features = {row["row"]: row["features"] for row in explanation["rows"]}
     table = _rows_table(order, scores, threshold, ids, labels, features, unit)
     heat = explanation["_heat"]
@@ -289,7 +289,8 @@ def _top_section(explanation, scores, threshold, ids, labels, top, why_unexplain
 def _rows_table(order, scores, threshold, ids, labels, features, unit) -> str:
     id_columns = [] if ids is None else [str(c) for c in ids.columns]
     header = ["rank", "row", *id_columns, "score", "flagged"] + (["label"] if labels is not None else [])
-    header += ["top features (share of the score)"] if features is not None else []
+    if features is not None:
+        header.append(f"top features (share of the {'score' if unit == 'contribution' else 'attribution'})")
     lines = []
     for rank, i in enumerate(order, start=1):
         cells = [f'<td class="num">{rank}</td>', f'<td class="num">{int(i)}</td>']
