@@ -206,7 +206,10 @@ def heat_panel(figure, ax, heat):
     ``heat`` is ``{"values", "columns", "rows"}`` plus optional ``"title"``,
     ``"row_label"`` (what the row labels are, default the row number) and ``"unit"``
     (``"contribution"`` or ``"share"``). More than 40 columns are cut to the 40 with
-    the largest mean absolute value over the rows shown, in their original order.
+    the largest mean absolute value over the rows shown, in their original order. When
+    the largest value is more than twice the 98th percentile, the colour scale ends at
+    that percentile (an arrow on the colourbar), so one extreme cell does not turn the
+    rest of the map dark.
     """
     values = np.asarray(heat["values"], dtype=np.float64)
     columns = list(heat["columns"])
@@ -217,7 +220,10 @@ def heat_panel(figure, ax, heat):
         title += f" ({MAX_HEAT_COLUMNS} of {len(heat['columns'])} columns, largest on average)"
     # an ensemble's title says "shares"; plain detectors give contributions
     unit = heat.get("unit") or ("share" if "share" in title else "contribution")
-    image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+    top = float(np.percentile(values, 98))
+    clipped = top > 0 and values.max() > 2 * top
+    image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest",
+                      vmax=top if clipped else None)
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([plain_text(c, MAX_LABEL_CHARS) for c in columns], rotation=90,
                        fontsize=7 if len(columns) > 20 else 9)
@@ -226,7 +232,7 @@ def heat_panel(figure, ax, heat):
                        fontsize=7 if len(heat["rows"]) > 20 else 9)
     ax.set(title=plain_text(title), ylabel=plain_text(heat.get("row_label", "row (file order, from 0)")),
            xlabel="column")
-    colourbar = figure.colorbar(image, ax=ax)
+    colourbar = figure.colorbar(image, ax=ax, extend="max" if clipped else "neither")
     colourbar.set_label(_UNIT_LABELS.get(unit, unit), fontsize=8)
 
 

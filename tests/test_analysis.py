@@ -262,6 +262,11 @@ def test_heat_map_rows_are_ids_and_the_colourbar_says_what_it_shows():
     assert ax.get_ylabel() == "id" and len(ax.get_xticklabels()) == 40 and "40 of 50 columns" in ax.get_title()
     colourbar_axes = [a for a in figures[0].axes if a is not ax]
     assert "contribution to the row's score" in colourbar_axes[0].get_ylabel()
+    assert ax.images[0].get_clim()[1] == pytest.approx(heat["values"].max())
+    heat["values"][0, -1] = 1000.0  # one extreme cell: the colour scale ends at the 98th percentile
+    ax = figure_axes(lambda figure, ax: heat_panel(figure, ax, heat))
+    shown = np.sort(np.argsort(-heat["values"].mean(axis=0))[:40])
+    assert ax.images[0].get_clim()[1] == pytest.approx(np.percentile(heat["values"][:, shown], 98))
 
 
 def test_explain_names_heat_map_rows_by_their_ids(blobs):
