@@ -164,7 +164,8 @@ def _curves_figure(scores, labels, threshold):
 def _heat_figure(heat):
     from . import plots
 
-    figure = plots.new_figure(10.0, 2.6 + 0.22 * len(heat["rows"]) + 0.06 * max(map(len, heat["columns"])))
+    longest = min(plots.MAX_LABEL_CHARS, max(len(str(c)) for c in heat["columns"]))
+    figure = plots.new_figure(10.0, 2.6 + 0.22 * len(heat["rows"]) + 0.06 * longest)
     plots.heat_panel(figure, figure.add_subplot(1, 1, 1), heat)
     return figure
 

@@ -189,6 +189,22 @@ def test_a_detector_without_feature_contributions(files, tmp_path):
     assert "Metrics against the labels" in parsed.headings
 
 
+def test_build_report_shows_fit_information_from_the_metadata(blobs):
+    from pyod_ae_ext.report import build_report
+
+    train, test = blobs
+    detector = pyod_ae_ext.make_detector("ae", epochs=3, random_state=0).fit(train)
+    metadata = {"detector": "ae", "params": {"epochs": 3, "hidden_dims": {"__tuple__": [64, 32]}},
+                "fit": {"seconds": 1.5, "note": "<b>bold</b>"}, "versions": {"torch": "x"}}
+    page = build_report(detector, test, list("abcde"), metadata=metadata, data_name="<test>", top=3)
+    parsed = outline(page)
+    assert parsed.headings[0] == "Anomaly report: ae on <test>" and "Top 3 anomalies" in parsed.headings
+    assert '<th scope="row">fit</th><td>{&quot;note&quot;: &quot;&lt;b&gt;bold&lt;/b&gt;&quot;, ' in page
+    assert "<code>(64, 32)</code>" in page and "<b>" not in page
+    assert parsed.row_tables == [4]
+    assert_self_contained(page, parsed)
+
+
 # ---- bad input -----------------------------------------------------------------------------
 
 
