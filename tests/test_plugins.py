@@ -121,7 +121,7 @@ def test_wheel_ships_the_plugins_package(tmp_path):
     wheel = next((tmp_path / "dist").glob("pyod_ae_ext-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
                     str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=300)
-    probe = ("import pyod_ae_ext, pyod_ae_ext.plugins.toll as toll; from pyod_ae_ext.cli import example_bytes; "
+    probe = ("import pyod_ae_ext, pyod_ae_ext.plugins.toll as toll; from pyod_ae_ext.cli.demo import example_bytes; "
              "print(pyod_ae_ext.__file__); print(toll.__file__); print(len(example_bytes()))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=300)

@@ -1,7 +1,6 @@
 """``adscore explain``, ``adscore threshold`` and ``adscore evaluate``.
 
-Imported at the bottom of :mod:`pyod_ae_ext.cli`, which attaches these commands to the
-``cli`` group; the logic lives in :mod:`pyod_ae_ext.analysis`.
+The logic lives in :mod:`pyod_ae_ext.analysis`.
 """
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .cli import _model_features, cli, echo_err, load_model, sign_key_option, signing_key
-from .errors import ParameterError
+from ._common import echo_err, load_model, model_features, sign_key_option, signing_key
+from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
                              help="Model file from `adscore fit`.")
@@ -23,10 +22,10 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
 
 
 def _load(model, data, id_columns=(), label_column=None, sign_key_file=None):
-    from .data import read_frame, select_scoring_table
+    from ..data import read_frame, select_scoring_table
 
     detector = load_model(model, sign_key_file)
-    table = select_scoring_table(read_frame(data), _model_features(detector), id_columns,
+    table = select_scoring_table(read_frame(data), model_features(detector), id_columns,
                                  label_column=label_column, note=echo_err)
     return detector, table
 
@@ -38,7 +37,7 @@ def _percent(share):
     return f"{100 * share:5.1f}%"
 
 
-@cli.command()
+@click.command()
 @click.argument("data")
 @_model_option
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
@@ -66,8 +65,8 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
       adscore explain -m toll.adscore --top 5 --features 3 --json data.csv
       adscore explain -m toll.adscore --plot why.png data.csv
     """
-    from .analysis import explain as explain_rows, plot_report, require_matplotlib
-    from .outputs import check_output_path
+    from ..analysis import explain as explain_rows, plot_report, require_matplotlib
+    from ..outputs import check_output_path
 
     if plot:
         check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
@@ -111,7 +110,7 @@ def _print_explanation(result):
         click.echo(f"  ... {len(result['summary']) - len(shown)} more (all of them with --json)")
 
 
-@cli.command()
+@click.command()
 @click.argument("data")
 @_model_option
 @click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
@@ -144,9 +143,9 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
           --in-place valid.csv
       adscore threshold -m toll.adscore --label-column y --objective cost --tolerance 5 sensor.csv
     """
-    from .analysis import best_threshold, evaluate_threshold
-    from .outputs import check_output_path
-    from .persistence import save_detector, set_threshold
+    from ..analysis import best_threshold, evaluate_threshold
+    from ..outputs import check_output_path
+    from ..persistence import save_detector, set_threshold
 
     if output and in_place:
         raise ParameterError("choose one of -o NEW_MODEL and --in-place")
@@ -188,7 +187,7 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
         click.echo("model unchanged: add -o NEW_MODEL or --in-place to save the new threshold")
 
 
-@cli.command()
+@click.command()
 @click.argument("data")
 @_model_option
 @click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
@@ -204,9 +203,9 @@ def evaluate(data, model, label_column, as_json, plot, sign_key_file):
       adscore evaluate -m toll.adscore --label-column label test.csv
       adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
     """
-    from .analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
-    from .errors import AdscoreError
-    from .outputs import check_output_path
+    from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
+    from ..errors import AdscoreError
+    from ..outputs import check_output_path
 
     if plot:
         check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")

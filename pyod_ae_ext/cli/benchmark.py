@@ -5,9 +5,9 @@ import json
 
 import click
 
-from . import benchmarking as bench
-from .cli import cli, data_options, echo_err, parse_value
-from .errors import ParameterError
+from .. import benchmarking as bench
+from ._common import data_options, echo_err, parse_value
+from ..errors import ParameterError
 
 
 def parse_detector_params(pairs, detectors) -> dict:
@@ -45,7 +45,7 @@ def _match_detector(target, detectors):
     if bench.is_class_path(target):
         return None
     # an alias or canonical name for a registered detector given differently on --detector
-    from .registry import get_registry
+    from ..registry import get_registry
 
     registry = get_registry()
     try:
@@ -89,7 +89,7 @@ def build_choices(detectors, pairs) -> list:
     return choices
 
 
-@cli.command()
+@click.command()
 @click.argument("data")
 @click.option("--label-column", "-y", required=True, metavar="NAME",
               help="Column holding the true labels: 1 = anomaly, 0 = normal.")
@@ -122,7 +122,7 @@ def benchmark(data, label_column, detectors, params, protocol, seeds, test_size,
           -d pyod.models.auto_encoder:AutoEncoder --seeds 3 --json
       adscore benchmark data.csv -y label -d ae -d ecod --protocol unsupervised -p epochs=20
     """
-    from .data import read_frame, select_training_table
+    from ..data import read_frame, select_training_table
 
     choices = build_choices(detectors, params)
     table = select_training_table(read_frame(data), columns, exclude, id_columns, label_column=label_column)

@@ -1,0 +1,148 @@
+"""Helpers shared by the ``adscore`` commands: options, parameters, models, output."""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+
+import click
+
+from ..errors import AdscoreError, ParameterError
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+
+def parse_value(text: str):
+    """A --param value: JSON or a Python literal (numbers, true/false, None, lists), else a string."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def parse_params(pairs) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param expects KEY=VALUE, got {pair!r} (e.g. --param lam=0.5)")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def read_config(path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ParameterError(f"cannot read config {path}: {exc}") from None
+    unknown = set(config) - {"detector", "params"}
+    if unknown:
+        raise ParameterError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             "expected `detector = \"name\"` and a [params] table")
+    if not isinstance(config.get("params", {}), dict):
+        raise ParameterError(f"config {path}: `params` must be a table")
+    return config
+
+
+def build_detector(name, params, seed=None, device=None, contamination=None):
+    from ..registry import get_registry
+
+    registry = get_registry()
+    spec = registry.resolve(name)
+    accepted = spec.parameters()
+    for key, value in (("random_state", seed), ("device", device), ("contamination", contamination)):
+        if value is None:
+            continue
+        if key not in accepted:
+            if key != "random_state":
+                raise ParameterError(f"detector {spec.name!r} has no {key!r} parameter")
+            continue
+        params.setdefault(key, value)
+    detector = registry.make(spec.name, **params)
+    if hasattr(detector, "check_params"):
+        detector.check_params()
+    return spec.name, detector
+
+
+def fit_detector(name, detector, X):
+    try:
+        detector.fit(X)
+    except AdscoreError:
+        raise
+    except (ValueError, TypeError) as exc:  # PyOD/sklearn parameter validation
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParameterError(f"detector {name!r} could not be fitted: {message}") from exc
+    return detector
+
+
+_data_options = [
+    click.option("--columns", multiple=True, metavar="A,B,...",
+                 help="Use only these feature columns (repeat or comma-separate)."),
+    click.option("--exclude", multiple=True, metavar="A,B,...", help="Columns that are not features."),
+    click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
+                 help="Identifier column(s): never features, copied to score output."),
+]
+
+
+def data_options(func):
+    for option in reversed(_data_options):
+        func = option(func)
+    return func
+
+
+sign_key_option = click.option(
+    "--sign-key-file", type=click.Path(dir_okay=False), metavar="FILE",
+    help="Shared secret for HMAC-signed model files (default: $ADSCORE_SIGNING_KEY). "
+         "When a key is set, models are signed on save and unsigned or re-signed files are refused.")
+
+
+def signing_key(key_file):
+    """The key from --sign-key-file, or None so that persistence falls back to $ADSCORE_SIGNING_KEY."""
+    if key_file is None:
+        return None
+    from ..persistence import read_signing_key_file
+
+    return read_signing_key_file(key_file)
+
+
+def load_model(model, key_file=None):
+    """Load a model file given on the command line, verifying its signature when a key is set."""
+    from ..persistence import load_detector
+
+    return load_detector(model, signing_key=signing_key(key_file))
+
+def model_features(detector):
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
+        raise AdscoreError("the model has no feature names; fit it with `adscore fit`")
+    return [str(n) for n in names]
+
+
+def output_format(output, fmt=None) -> str:
+    """The table format for ``output``: ``fmt`` if given, else from the file extension, else CSV."""
+    if fmt is None:
+        suffix = str(output).lower().rsplit(".", 1)[-1] if output != "-" else ""
+        fmt = {"json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "csv")
+    if fmt == "parquet" and output == "-":
+        raise ParameterError("Parquet output needs a file: use -o FILE.parquet")
+    return fmt
+
+
+def write_stdout(payload: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise AdscoreError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
