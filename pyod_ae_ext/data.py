@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .columns import split_names, unused_columns_note
 from .validation import as_feature_matrix
 from .errors import DataError
 
@@ -122,13 +123,6 @@ def _read_parquet(handle, name) -> pd.DataFrame:
     return frame
 
 
-def _split_names(values) -> list:
-    names = []
-    for value in values or ():
-        names.extend(part.strip() for part in str(value).split(",") if part.strip())
-    return names
-
-
 def _check_present(frame, names, option):
     columns = set(map(str, frame.columns))
     missing = [n for n in names if n not in columns]
@@ -145,7 +139,7 @@ def select_training_table(frame: pd.DataFrame, columns=(), exclude=(), id_column
     naming them, unless excluded.
     """
     frame = frame.rename(columns=str)
-    columns, exclude, id_columns = _split_names(columns), _split_names(exclude), _split_names(id_columns)
+    columns, exclude, id_columns = split_names(columns), split_names(exclude), split_names(id_columns)
     for names, option in ((columns, "--columns"), (exclude, "--exclude"), (id_columns, "--id-column")):
         _check_present(frame, names, option)
     if label_column:
@@ -162,21 +156,23 @@ def select_training_table(frame: pd.DataFrame, columns=(), exclude=(), id_column
 
 
 def select_scoring_table(frame: pd.DataFrame, feature_names, id_columns=(), label_column=None,
-                         note=None) -> Table:
-    """Pick a model's features by name; missing ones are an error, extra ones are ignored."""
+                         note=None, known_unused=()) -> Table:
+    """Pick a model's features by name; missing ones are an error, extra ones are ignored.
+
+    Extra columns are reported through ``note``, except ``known_unused`` ones (those the
+    model was told to leave out when it was fitted).
+    """
     frame = frame.rename(columns=str)
-    id_columns = _split_names(id_columns)
+    id_columns = split_names(id_columns)
     _check_present(frame, id_columns, "--id-column")
     if label_column:
         _check_present(frame, [label_column], "--label-column")
     missing = [n for n in feature_names if n not in set(frame.columns)]
     if missing:
         raise DataError(f"the data lacks column(s) the model was fitted on: {', '.join(missing)}")
-    extra = [c for c in frame.columns if c not in set(feature_names) and c not in set(id_columns)
-             and c != label_column]
-    if extra and note is not None:
-        note(f"note: ignoring {len(extra)} column(s) the model does not use: {', '.join(extra[:10])}"
-             + (" ..." if len(extra) > 10 else ""))
+    message = unused_columns_note(frame.columns, [*feature_names, *id_columns, label_column], known_unused)
+    if message and note is not None:
+        note(message)
     non_numeric = [c for c in feature_names if not _is_numeric(frame[c])]
     if non_numeric:
         raise DataError(f"model feature column(s) {', '.join(non_numeric)} are not numeric in this data")

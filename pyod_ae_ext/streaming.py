@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import _check_unique_columns, _split_names
+from .columns import split_names, unused_columns_note
+from .data import _check_unique_columns
 from .errors import AdscoreError, DataError
 
 BATCH_ROWS = 1 << 16
@@ -135,7 +136,7 @@ def iter_batches(source, features, id_columns=(), batch_rows=BATCH_ROWS, purpose
     """
     import pyarrow as pa
 
-    ids = list(dict.fromkeys(_split_names(id_columns)))
+    ids = list(dict.fromkeys(split_names(id_columns)))
     start = 0
     for table in _rechunk(source.record_batches(features, ids, purpose, batch_rows), batch_rows, pa):
         X = _feature_matrix(source, table, features, start, purpose)
@@ -247,28 +248,27 @@ def _check_present(columns, names, option) -> None:
                         f"available: {', '.join(columns)}")
 
 
-def scoring_columns(columns, feature_names, id_columns=(), note=None) -> list:
+def scoring_columns(columns, feature_names, id_columns=(), note=None, known_unused=()) -> list:
     """The id columns to copy; checks the header as :func:`pyod_ae_ext.data.select_scoring_table` does.
 
-    Missing model features are an error, unused columns are reported through ``note``.
+    Missing model features are an error, unused columns (``known_unused`` aside) are
+    reported through ``note``.
     """
-    ids = _split_names(id_columns)
+    ids = split_names(id_columns)
     _check_present(columns, ids, "--id-column")
     present = set(columns)
     missing = [n for n in feature_names if n not in present]
     if missing:
         raise DataError(f"the data lacks column(s) the model was fitted on: {', '.join(missing)}")
-    used = set(feature_names) | set(ids)
-    extra = [c for c in columns if c not in used]
-    if extra and note is not None:
-        note(f"note: ignoring {len(extra)} column(s) the model does not use: {', '.join(extra[:10])}"
-             + (" ..." if len(extra) > 10 else ""))
+    message = unused_columns_note(columns, [*feature_names, *ids], known_unused)
+    if message and note is not None:
+        note(message)
     return ids
 
 
 def training_columns(columns, select=(), exclude=(), id_columns=()) -> list:
     """Feature columns for fitting, as :func:`pyod_ae_ext.data.select_training_table` chooses them."""
-    select, exclude, ids = _split_names(select), _split_names(exclude), _split_names(id_columns)
+    select, exclude, ids = split_names(select), split_names(exclude), split_names(id_columns)
     for names, option in ((select, "--columns"), (exclude, "--exclude"), (ids, "--id-column")):
         _check_present(columns, names, option)
     reserved = set(exclude) | set(ids)

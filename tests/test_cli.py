@@ -177,9 +177,11 @@ def test_scoring_data_missing_model_columns(runner, data_csv, tmp_path):
 
 def test_extra_columns_are_noted(runner, data_csv, tmp_path):
     model = fit_model(runner, data_csv, tmp_path)
-    result = run(runner, "score", "-m", model, data_csv)
+    pd.read_csv(data_csv).assign(x=1, y=2).to_csv(tmp_path / "wider.csv", index=False)
+    result = run(runner, "score", "-m", model, tmp_path / "wider.csv")
     assert result.exit_code == 0
-    assert "ignoring 2 column(s) the model does not use: id, label" in result.stderr
+    # id and label were given to `fit` as not-features, so only the new columns are noted
+    assert "ignoring 2 column(s) the model does not use: x, y" in result.stderr
 
 
 def test_corrupt_and_foreign_models(runner, data_csv, tmp_path):

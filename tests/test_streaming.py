@@ -94,7 +94,8 @@ def test_json_lines_output(ws, tmp_path):
     out = tmp_path / "s.json"
     assert score(ws, "-m", ws / "ae.adscore", "--batch-rows", 64, ws / "data.csv", "-o", out).exit_code == 0
     scores = pd.read_json(out, lines=True)
-    assert len(scores) == N_ROWS and list(scores.columns) == ["score", "label", "probability"]
+    # the model remembers its id column from `fit`
+    assert len(scores) == N_ROWS and list(scores.columns) == ["id", "score", "label", "probability"]
     # JSON keeps 15 decimal places (pandas double_precision), so the error is absolute
     np.testing.assert_allclose(scores["score"], eager_scores(ws, "ae.adscore"), rtol=0, atol=1e-15)
 

@@ -85,12 +85,16 @@ def fit_detector(name, detector, X):
     return detector
 
 
+# The same three options, with the same meaning, on every command that reads data.
+# A model remembers them from `fit`; on scoring commands they override what it remembers.
 _data_options = [
     click.option("--columns", multiple=True, metavar="A,B,...",
-                 help="Use only these feature columns (repeat or comma-separate)."),
-    click.option("--exclude", multiple=True, metavar="A,B,...", help="Columns that are not features."),
+                 help="Feature columns (repeat or comma-separate); default: every column not excluded. "
+                      "Scoring commands take the model's features; --columns must then name them."),
+    click.option("--exclude", multiple=True, metavar="A,B,...",
+                 help="Columns that are not features (remembered by `fit`: no note when scoring)."),
     click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
-                 help="Identifier column(s): never features, copied to score output."),
+                 help="Identifier column(s): never features, copied to outputs (remembered by `fit`)."),
 ]
 
 
@@ -126,6 +130,15 @@ def model_features(detector):
     if names is None:
         raise AdscoreError("the model has no feature names; fit it with `adscore fit`")
     return [str(n) for n in names]
+
+
+def model_columns(detector, header, columns=(), exclude=(), id_columns=(), label_column=None,
+                  need_label=False):
+    """The columns a scoring command uses on data with ``header``: flags, else what the model remembers."""
+    from ..columns import resolve_scoring_columns
+
+    return resolve_scoring_columns(header, model_features(detector), getattr(detector, "fit_info_", None),
+                                   columns, exclude, id_columns, label_column, need_label)
 
 
 def output_format(output, fmt=None) -> str:

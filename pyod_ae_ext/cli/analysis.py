@@ -10,23 +10,25 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ._common import echo_err, load_model, model_features, sign_key_option, signing_key
+from ._common import data_options, echo_err, load_model, model_columns, sign_key_option, signing_key
 from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
                              help="Model file from `adscore fit`.")
-_id_option = click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
-                          help="Identifier column(s) to show with each row.")
 _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
 
-def _load(model, data, id_columns=(), label_column=None, sign_key_file=None):
+def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
+          sign_key_file=None):
+    """The model and DATA's table: features by name; id and label columns from the flags, else the model."""
     from ..data import read_frame, select_scoring_table
 
     detector = load_model(model, sign_key_file)
-    table = select_scoring_table(read_frame(data), model_features(detector), id_columns,
-                                 label_column=label_column, note=echo_err)
+    frame = read_frame(data)
+    chosen = model_columns(detector, frame.columns, columns, exclude, id_columns, label_column, need_label)
+    table = select_scoring_table(frame, chosen.features, chosen.id_columns, label_column=chosen.label_column,
+                                 note=echo_err, known_unused=chosen.known_unused)
     return detector, table
 
 
@@ -44,12 +46,12 @@ def _percent(share):
               help="How many of the highest-scoring rows to explain.")
 @click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
               help="Most contributing features shown per row.")
-@_id_option
+@data_options
 @click.option("--label-column", metavar="NAME", help="0/1 label column: adds ROC and PR curves to --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def explain(data, model, top, n_features, id_columns, label_column, as_json, plot, sign_key_file):
+def explain(data, model, top, n_features, columns, exclude, id_columns, label_column, as_json, plot, sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -71,7 +73,7 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
     if plot:
         check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, id_columns, label_column, sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -113,7 +115,9 @@ def _print_explanation(result):
 @click.command()
 @click.argument("data")
 @_model_option
-@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--label-column", metavar="NAME",
+              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
+@data_options
 @click.option("--objective", type=click.Choice(["f1", "cost"]),
               help="Maximise F1, or minimise the cost of errors [default: f1; cost when costs are given].")
 @click.option("--cost-false-alarm", type=float, metavar="A", help="Cost of one false alarm (default 1).")
@@ -125,7 +129,7 @@ def _print_explanation(result):
 @click.option("--in-place", is_flag=True, help="Rewrite MODEL itself (atomically) with the chosen threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @sign_key_option
-def threshold(data, model, label_column, objective, cost_false_alarm, cost_missed, tolerance, output, in_place,
+def threshold(data, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm, cost_missed, tolerance, output, in_place,
               as_json, sign_key_file):
     """Choose the model's alarm threshold from labelled validation DATA.
 
@@ -162,12 +166,15 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
     objective = objective or ("cost" if costs_given else "f1")
     a = 1.0 if cost_false_alarm is None else cost_false_alarm
     b = 1.0 if cost_missed is None else cost_missed
-    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
+                            sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     previous = evaluate_threshold(scores, table.labels, detector.threshold_, objective, a, b, tolerance)
     choice = best_threshold(scores, table.labels, objective, a, b, tolerance)
     if target:
         set_threshold(detector, choice.threshold)
+        detector.fit_info_ = {**(getattr(detector, "fit_info_", None) or {}),
+                              "threshold_source": _threshold_source(objective, a, b, tolerance, data, len(scores))}
         save_detector(detector, target, signing_key=signing_key(sign_key_file))
     if as_json:
         click.echo(json.dumps({"chosen": choice.as_dict(), "previous": previous.as_dict(),
@@ -187,14 +194,25 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
         click.echo("model unchanged: add -o NEW_MODEL or --in-place to save the new threshold")
 
 
+def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data, n_rows) -> dict:
+    """Where a threshold chosen by `threshold` comes from, as ``fit_info_`` records it."""
+    source = {"method": objective, "data": "standard input" if data == "-" else Path(data).name,
+              "rows": n_rows, "tolerance": tolerance}
+    if objective == "cost":
+        source.update(cost_false_alarm=cost_false_alarm, cost_missed=cost_missed)
+    return source
+
+
 @click.command()
 @click.argument("data")
 @_model_option
-@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--label-column", metavar="NAME",
+              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
+@data_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def evaluate(data, model, label_column, as_json, plot, sign_key_file):
+def evaluate(data, model, label_column, columns, exclude, id_columns, as_json, plot, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
@@ -210,7 +228,8 @@ def evaluate(data, model, label_column, as_json, plot, sign_key_file):
     if plot:
         check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
+                            sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:

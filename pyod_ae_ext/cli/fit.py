@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import click
 import numpy as np
 
+from ..columns import split_names
 from ..errors import ParameterError
 from ._common import (build_detector, data_options, echo_err, fit_detector, parse_params, read_config,
                       sign_key_option, signing_key)
@@ -24,6 +26,8 @@ from ._common import (build_detector, data_options, echo_err, fit_detector, pars
               help="Ensemble: per-member score normalisation fitted on training scores [default: zscore].")
 @click.option("--weights", metavar="W1,W2,...", help="Ensemble with --combine weighted: one weight per detector.")
 @data_options
+@click.option("--label-column", metavar="NAME",
+              help="0/1 label column: never a feature; `evaluate` and `threshold` use it without asking.")
 @click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
@@ -39,7 +43,7 @@ from ._common import (build_detector, data_options, echo_err, fit_detector, pars
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
-        contamination, seed, device, verbose, sample, engine, scheduler, output, sign_key_file):
+        label_column, contamination, seed, device, verbose, sample, engine, scheduler, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     Several --detector options with --combine build an ensemble saved as one model
@@ -85,14 +89,16 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")
     sampled = None
+    not_features = [*exclude, *([label_column] if label_column else [])]
     if sample is None:
-        table = select_training_table(read_frame(data), columns, exclude, id_columns)
+        table = select_training_table(read_frame(data), columns, not_features, id_columns)
         X, feature_names = table.X, table.feature_names
         echo_err(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
     else:
         from ..streaming import sample_file
 
-        X, feature_names, sampled = sample_file(data, sample, seed, columns, exclude, id_columns, verbose)
+        X, feature_names, sampled = sample_file(data, sample, seed, columns, not_features, id_columns,
+                                                verbose)
         echo_err(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x "
                  f"{X.shape[1]} features (seed {sampled['seed']}) ...")
     if engine == "dask":
@@ -110,6 +116,7 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     detector.feature_names_in_ = np.asarray(feature_names, dtype=object)
     if sampled is not None:
         detector.fit_sample_ = sampled
+    detector.fit_info_ = fit_record(detector, X.shape[0], seconds, exclude, id_columns, label_column)
     save_detector(detector, output, signing_key=key)
     flagged = int(np.sum(detector.labels_))
     echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
@@ -119,6 +126,22 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
                  f"(seed {sampled['seed']})")
     elif sampled is not None:
         echo_err(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
+
+
+def fit_record(detector, n_rows, seconds, exclude, id_columns, label_column) -> dict:
+    """What ``fit_info_`` keeps of a command-line fit, for later commands and ``adscore info``."""
+    record = {
+        "id_columns": split_names(id_columns),
+        "exclude": split_names(exclude),
+        "label_column": label_column or None,
+        "n_rows": int(n_rows),
+        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fit_seconds": round(float(seconds), 3),
+    }
+    contamination = getattr(detector, "contamination", None)
+    if isinstance(contamination, (int, float)) and not isinstance(contamination, bool):
+        record["threshold_source"] = {"method": "contamination", "contamination": float(contamination)}
+    return record
 
 
 def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):

@@ -4,13 +4,13 @@ from __future__ import annotations
 import click
 
 from ..errors import ParameterError
-from ._common import echo_err, load_model, model_features, output_format, sign_key_option
+from ._common import data_options, echo_err, load_model, model_columns, model_features, output_format, sign_key_option
 
 
 @click.command()
 @click.argument("data")
 @click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="Model file from `adscore fit`.")
-@click.option("--id-column", "id_columns", multiple=True, metavar="NAME", help="Identifier column(s) to copy.")
+@data_options
 @click.option("-o", "--output", default="-", show_default=True,
               help="Output file (.csv, .json or .parquet); - for stdout.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
@@ -25,11 +25,12 @@ from ._common import echo_err, load_model, model_features, output_format, sign_k
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
 @sign_key_option
-def score(data, model, id_columns, output, fmt, top, batch_rows, engine, scheduler, verbose, sign_key_file):
+def score(data, model, columns, exclude, id_columns, output, fmt, top, batch_rows, engine, scheduler, verbose, sign_key_file):
     """Score DATA with a saved model: id columns, score, label, probability.
 
     The model's feature columns are taken by name (missing ones are an error, extra
-    ones are ignored). `label` is 1 where the score exceeds the model's threshold and
+    ones are ignored). The id columns the model was fitted with are copied to the
+    output when DATA has them (--id-column chooses others). `label` is 1 where the score exceeds the model's threshold and
     `probability` is PyOD's linear outlier probability.
 
     DATA is read, scored and written in batches of --batch-rows rows, so files larger
@@ -65,11 +66,17 @@ def score(data, model, id_columns, output, fmt, top, batch_rows, engine, schedul
     if engine == "dask":
         from ..dask import scored_files
 
-        with scored_files(detector, data, features, id_columns, scheduler, note=echo_err) as scored:
+        def columns_for(header):
+            return model_columns(detector, header, columns, exclude, id_columns)
+
+        with scored_files(detector, data, features, scheduler=scheduler, note=echo_err,
+                          columns_for=columns_for) as scored:
             streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose))
         return
     with streaming.open_source(data) as source:
-        ids = streaming.scoring_columns(source.columns, features, id_columns, note=echo_err)
+        chosen = model_columns(detector, source.columns, columns, exclude, id_columns)
+        ids = streaming.scoring_columns(source.columns, features, chosen.id_columns, note=echo_err,
+                                        known_unused=chosen.known_unused)
         batches = streaming.prefetch(streaming.iter_batches(source, features, ids, batch_rows))
         scored = streaming.score_batches(detector, batches, note=echo_err)
         streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose))

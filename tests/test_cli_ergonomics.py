@@ -1,0 +1,151 @@
+"""The command line of issue 13: models that remember their columns, output names that
+never collide, one grammar and factory, discoverable parameters, config files, progress
+and a stable JSON schema (click's CliRunner)."""
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import assert_clean_error
+
+import pyod_ae_ext
+from pyod_ae_ext import persistence
+from pyod_ae_ext.cli import cli
+from pyod_ae_ext.errors import ModelFileError
+
+
+@pytest.fixture
+def data_csv(tmp_path):
+    """80 rows: an id, a free-text note, four features and a 0/1 label (5 shifted anomalies)."""
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 4)), columns=["a", "b", "c", "d"])
+    frame.insert(0, "id", [f"r{i}" for i in range(80)])
+    frame.insert(1, "note", ["x"] * 80)
+    frame["label"] = 0
+    frame.loc[:4, ["a", "b"]] += 8
+    frame.loc[:4, "label"] = 1
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(runner, *args, **kwargs):
+    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+def fit_remembering(runner, data_csv, tmp_path, *extra, detector="toll"):
+    model = tmp_path / "model.adscore"
+    params = ["-p", "epochs=3"] if detector == "toll" else []
+    result = run(runner, "fit", "-d", detector, *params, "--seed", 0, "--id-column", "id", "--exclude", "note",
+                 "--label-column", "label", *extra, data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    return model
+
+
+def frame_of(result):
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+# --------------------------------------------------------------------------
+# models remember how they were fitted
+
+
+def test_fit_remembers_columns_and_score_reuses_them(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    fit_info = pyod_ae_ext.load(model).fit_info_
+    assert fit_info["id_columns"] == ["id"] and fit_info["exclude"] == ["note"]
+    assert fit_info["label_column"] == "label" and fit_info["n_rows"] == 80
+    assert fit_info["threshold_source"] == {"method": "contamination", "contamination": 0.1}
+    result = run(runner, "score", "-m", model, data_csv)
+    assert result.exit_code == 0, result.output
+    assert frame_of(result)["id"].tolist()[:2] == ["r0", "r1"]
+    assert "ignoring" not in result.stderr
+
+
+def test_flags_override_what_the_model_remembers(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    result = run(runner, "score", "-m", model, "--id-column", "note", data_csv)
+    assert "note" in frame_of(result).columns and "id" not in frame_of(result).columns
+    assert "ignoring 1 column(s) the model does not use: id" not in result.stderr  # id is remembered
+
+
+def test_unknown_extra_columns_are_still_noted(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    extended = pd.read_csv(data_csv).assign(extra=1.0)
+    extended.to_csv(tmp_path / "more.csv", index=False)
+    result = run(runner, "score", "-m", model, tmp_path / "more.csv")
+    assert "ignoring 1 column(s) the model does not use: extra" in result.stderr
+
+
+def test_score_without_the_id_column_just_leaves_it_out(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    pd.read_csv(data_csv).drop(columns=["id"]).to_csv(tmp_path / "noid.csv", index=False)
+    result = run(runner, "score", "-m", model, tmp_path / "noid.csv")
+    assert result.exit_code == 0 and "id" not in frame_of(result).columns
+
+
+def test_evaluate_threshold_explain_reuse_the_label_and_ids(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    metrics = json.loads(run(runner, "evaluate", "-m", model, "--json", data_csv).stdout)
+    assert metrics["n_anomalies"] == 5 and metrics["roc_auc"] > 0.9
+    tuned = tmp_path / "tuned.adscore"
+    assert run(runner, "threshold", "-m", model, data_csv, "-o", tuned).exit_code == 0
+    assert pyod_ae_ext.load(tuned).fit_info_["threshold_source"]["method"] == "f1"
+    explained = json.loads(run(runner, "explain", "-m", model, "--top", 2, "--json", data_csv).stdout)
+    assert all("id" in row["id"] for row in explained["rows"])
+
+
+def test_label_column_is_asked_for_when_the_model_has_none(runner, data_csv, tmp_path):
+    model = tmp_path / "m.adscore"
+    run(runner, "fit", "-d", "ecod", "--exclude", "id,note,label", data_csv, "-o", model)
+    assert_clean_error(runner.invoke(cli, ["evaluate", "-m", str(model), str(data_csv)]), "--label-column")
+
+
+def test_scoring_columns_options_must_match_the_model(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(model), "--columns", "a,b", str(data_csv)]),
+                       "--columns must name the model's features")
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(model), "--exclude", "a", str(data_csv)]),
+                       "--exclude names feature(s) the model was fitted on: a")
+    same = run(runner, "score", "-m", model, "--columns", "d,c,b,a", "--exclude", "note", data_csv)
+    assert same.exit_code == 0
+
+
+def test_info_shows_how_the_model_was_fitted(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    run(runner, "threshold", "-m", model, "--cost-missed", 10, "--in-place", data_csv)
+    text = run(runner, "info", model).stdout
+    for fragment in ("id columns: id", "excluded:   note", "label:      label", "80 training rows on 20",
+                     "after 3 epochs", "min cost on labelled data.csv, 80 rows", "10 per missed anomaly",
+                     "sha256:"):
+        assert fragment in text, text
+    meta = json.loads(run(runner, "info", "--json", model).stdout)
+    assert meta["training"]["n_rows"] == 80 and meta["training"]["loss"][""]["epochs"] == 3
+
+
+def test_info_of_an_ensemble_shows_each_members_loss(runner, data_csv, tmp_path):
+    model = tmp_path / "ens.adscore"
+    result = run(runner, "fit", "-d", "toll", "-d", "ecod", "--combine", "mean", "-p", "toll.epochs=2",
+                 "--id-column", "id", "--exclude", "note,label", data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    text = run(runner, "info", model).stdout
+    assert "loss toll:" in text and "after 2 epochs" in text and "id columns: id" in text
+
+
+@pytest.mark.parametrize("fit_info, problem", [
+    ("no", "must be an object"),
+    ({"id_columns": "id"}, "'id_columns' must be a list of column names"),
+    ({"n_rows": -1}, "'n_rows' must be a non-negative integer"),
+    ({"threshold_source": {"method": "guess"}}, "'threshold_source'"),
+    ({"threshold_source": {"method": "f1", "rows": "many"}}, "'threshold_source'"),
+    ({"surprise": 1}, "unknown entries 'surprise'"),
+])
+def test_fit_info_is_validated_on_load(runner, data_csv, tmp_path, fit_info, problem):
+    model = fit_remembering(runner, data_csv, tmp_path, detector="ecod")
+    meta, tensors = persistence.read_model_file(model)
+    persistence.write_model_file(model, {**meta, "fit_info": fit_info}, tensors)
+    with pytest.raises(ModelFileError, match="fit_info"):
+        pyod_ae_ext.load(model)
+    assert_clean_error(runner.invoke(cli, ["info", str(model)]), "fit_info", problem)
