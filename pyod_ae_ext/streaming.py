@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import queue
@@ -44,7 +45,7 @@ import numpy as np
 
 from .columns import split_names, unused_columns_note
 from .data import _check_unique_columns
-from .errors import AdscoreError, DataError
+from .errors import AdscoreError, DataError, ParameterError
 
 BATCH_ROWS = 1 << 16
 """Rows per batch: a multiple of the engine's scoring batches, ~16 MiB at 32 features."""
@@ -721,13 +722,71 @@ def _merge(batches) -> Batch:
     return Batch(X, ids, batches[0].start)
 
 
-def outlier_probability(detector, scores: np.ndarray) -> np.ndarray:
-    """PyOD's linear outlier probability: scores min-max scaled by the training scores, clipped to [0, 1]."""
-    train = np.asarray(detector.decision_scores_)
-    low, high = train.min(), train.max()
-    if high <= low:
-        return (scores > detector.threshold_).astype(float)
-    return np.clip((scores - low) / (high - low), 0.0, 1.0)
+PROBABILITY_METHODS = ("linear", "unify")
+
+
+@dataclass(frozen=True)
+class OutputColumns:
+    """Names of the columns ``score`` adds to the id columns, and how the probability is computed.
+
+    ``probability`` is PyOD's ``predict_proba`` outlier probability: ``"linear"`` scales
+    scores by the training scores' range (0 at the lowest, 1 at the highest training
+    score, clipped), ``"unify"`` is Kriegel et al.'s Gaussian unification,
+    erf((score - mean) / (std * sqrt 2)) over the training scores, clipped to [0, 1].
+    """
+
+    score: str = "anomaly_score"
+    flag: str = "is_anomaly"
+    probability: str = "anomaly_probability"
+    probability_method: str = "linear"
+
+    def names(self) -> list:
+        return [self.score, self.flag, self.probability]
+
+    def check(self, id_columns) -> None:
+        """A clear error when two output columns, or an output and an id column, share a name."""
+        names = self.names()
+        if len(set(names)) < len(names):
+            raise ParameterError(f"the output column names must differ, got {', '.join(names)}")
+        clash = [n for n in names if n in set(id_columns)]
+        if clash:
+            raise ParameterError(f"output column {clash[0]!r} would overwrite the id column of that name; "
+                                 "rename the output with --score-name/--flag-name/--probability-name")
+        if self.probability_method not in PROBABILITY_METHODS:
+            raise ParameterError(f"--probability must be one of {', '.join(PROBABILITY_METHODS)}")
+
+
+def outlier_probability(detector, scores: np.ndarray, method: str = "linear") -> np.ndarray:
+    """PyOD's ``predict_proba(X, method)[:, 1]`` for rows already scored as ``scores``.
+
+    PyOD's own code runs on the detector's fitted statistics; the rows are not scored a
+    second time.
+    """
+    proxy = _already_scored_class()(scores)
+    proxy.decision_scores_ = np.asarray(detector.decision_scores_, dtype=np.float64)
+    proxy.threshold_, proxy.labels_ = detector.threshold_, detector.labels_
+    proxy._mu, proxy._sigma = detector._mu, detector._sigma
+    proxy._classes = getattr(detector, "_classes", 2)
+    return proxy.predict_proba(np.empty((len(scores), 0)), method=method)[:, 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _already_scored_class():
+    """A PyOD detector whose ``decision_function`` returns scores computed before (PyOD imported on use)."""
+    from pyod.models.base import BaseDetector
+
+    class AlreadyScored(BaseDetector):
+        def __init__(self, scores):
+            super().__init__()
+            self.scores = scores
+
+        def fit(self, X, y=None):
+            raise NotImplementedError("AlreadyScored only converts scores to probabilities")
+
+        def decision_function(self, X):
+            return self.scores
+
+    return AlreadyScored
 
 
 class TopRows:
@@ -775,13 +834,14 @@ class ResultWriter:
     CSV is written with pyarrow's CSV writer after a header quoted as pandas quotes
     it; floats get their shortest round-trip representation. JSON lines use pandas'
     writer (15 significant digits, as before). Parquet gets one row group per batch,
-    dictionary encoding only for ``label``.
+    dictionary encoding only for ``dictionary_columns`` (the 0/1 flag).
     """
 
-    def __init__(self, sink, fmt: str):
+    def __init__(self, sink, fmt: str, dictionary_columns=()):
         import pyarrow as pa
 
         self.fmt = fmt
+        self._dictionary_columns = list(dictionary_columns)
         self._sink = sink
         self._native = pa.PythonFile(sink, mode="w")
         self._parquet = None
@@ -799,7 +859,8 @@ class ResultWriter:
 
             if self._parquet is None:
                 # dictionary-encoding unique floats and ids is wasted work (6x the time of plain pages)
-                self._parquet = pq.ParquetWriter(self._native, table.schema, use_dictionary=["label"])
+                self._parquet = pq.ParquetWriter(self._native, table.schema,
+                                                use_dictionary=self._dictionary_columns)
             self._parquet.write_table(table)
         self._started = True
 
@@ -834,17 +895,18 @@ class ResultWriter:
         self._sink.flush()
 
 
-def result_table(detector, item: Scored):
-    """The output table of ``item``: id columns, ``score``, ``label`` (1 above the threshold), ``probability``."""
+def result_table(detector, item: Scored, names: OutputColumns = OutputColumns()):
+    """The output table of ``item``: id columns, the score, the 0/1 flag (1 above the threshold), the probability."""
     import pyarrow as pa
 
     scores = item.scores
     columns = {}
     if item.ids is not None:
         columns.update({name: item.ids.column(name) for name in item.ids.column_names})
-    columns["score"] = pa.array(scores, type=pa.float64())
-    columns["label"] = pa.array((scores > detector.threshold_).astype(np.int64))
-    columns["probability"] = pa.array(outlier_probability(detector, scores), type=pa.float64())
+    columns[names.score] = pa.array(scores, type=pa.float64())
+    columns[names.flag] = pa.array((scores > detector.threshold_).astype(np.int64))
+    columns[names.probability] = pa.array(outlier_probability(detector, scores, names.probability_method),
+                                          type=pa.float64())
     return pa.table(columns)
 
 
@@ -884,7 +946,8 @@ def _open_sink(output):
         yield _GuardedSink(handle, output)
 
 
-def write_results(scored, output, fmt, detector, top=None, progress=None) -> int:
+def write_results(scored, output, fmt, detector, top=None, progress=None,
+                  names: OutputColumns = OutputColumns()) -> int:
     """Write :class:`Scored` items to ``output`` (a path or ``-``) as they arrive; return the row count.
 
     With ``top``, only the ``top`` highest-scoring rows are kept (highest first) and
@@ -894,18 +957,18 @@ def write_results(scored, output, fmt, detector, top=None, progress=None) -> int
     rows = 0
     keeper = TopRows(top) if top else None
     with _open_sink(output) as sink:
-        writer = ResultWriter(sink, fmt)
+        writer = ResultWriter(sink, fmt, dictionary_columns=[names.flag])
         try:
             for item in scored:
                 rows += len(item.scores)
                 if keeper is not None:
                     keeper.add(item)
                 else:
-                    writer.write(result_table(detector, item))
+                    writer.write(result_table(detector, item, names))
                 if progress is not None:
                     progress.update(rows)
             if keeper is not None:
-                writer.write(result_table(detector, keeper.result()))
+                writer.write(result_table(detector, keeper.result(), names))
         except BaseException:
             writer.abandon()
             raise

@@ -249,9 +249,9 @@ def test_fit_an_ensemble_from_the_cli_and_score_it(runner, data_csv, tmp_path):
     scores = pd.read_csv(pd.io.common.StringIO(scored.stdout))
     loaded = pyod_ae_ext.load(model)
     frame = pd.read_csv(data_csv)
-    np.testing.assert_allclose(scores["score"], loaded.decision_function(frame[["a", "b", "c", "d"]].to_numpy()),
+    np.testing.assert_allclose(scores["anomaly_score"], loaded.decision_function(frame[["a", "b", "c", "d"]].to_numpy()),
                                rtol=1e-9)
-    assert roc_auc_score(frame["label"], scores["score"]) > 0.9
+    assert roc_auc_score(frame["label"], scores["anomaly_score"]) > 0.9
 
 
 def test_weighted_ensemble_and_ensemble_params(runner, data_csv, tmp_path):

@@ -308,14 +308,14 @@ def test_an_extreme_row_is_scored_and_flagged(ws, value, model):
     result = CliRunner().invoke(cli, ["score", "-m", model, "--id-column", "id", "extreme.csv", "-o", "s.csv"])
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(ws / "s.csv")
-    assert np.isfinite(scores["score"]).all()
+    assert np.isfinite(scores["anomaly_score"]).all()
     if model == "toll.adscore":
         # An isolation forest sees 1e308 as just past the largest training value (its splits
         # are ranks, not distances), so only our distance-like scores must flag the row.
-        assert scores.loc[40, "label"] == 1
+        assert scores.loc[40, "is_anomaly"] == 1
     clean = pyod_ae_ext.load(ws / model).decision_function(_frame()[FEATURES].to_numpy())
     others = scores.index != 40
-    np.testing.assert_allclose(scores["score"][others], clean[others], rtol=1e-6)
+    np.testing.assert_allclose(scores["anomaly_score"][others], clean[others], rtol=1e-6)
 
 
 # --- outputs that are not regular files -------------------------------------------
@@ -333,7 +333,7 @@ def test_score_writes_through_a_fifo_and_keeps_it(ws):
     reader.join(timeout=30)
     assert result.exit_code == 0, result.output
     assert fifo.is_fifo()
-    assert received and received[0].startswith(b"score,label,probability\n")
+    assert received and received[0].startswith(b"anomaly_score,is_anomaly,anomaly_probability\n")
 
 
 def test_score_to_dev_null_keeps_the_device(ws):

@@ -149,3 +149,51 @@ def test_fit_info_is_validated_on_load(runner, data_csv, tmp_path, fit_info, pro
     with pytest.raises(ModelFileError, match="fit_info"):
         pyod_ae_ext.load(model)
     assert_clean_error(runner.invoke(cli, ["info", str(model)]), "fit_info", problem)
+
+
+# --------------------------------------------------------------------------
+# output columns never collide
+
+
+def test_output_columns_have_distinct_names(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    result = run(runner, "score", "-m", model, "--id-column", "id,label", data_csv)
+    scores = frame_of(result)
+    assert list(scores.columns) == ["id", "label", "anomaly_score", "is_anomaly", "anomaly_probability"]
+    assert scores["label"].tolist() == pd.read_csv(data_csv)["label"].tolist()  # the true labels, untouched
+
+
+def test_output_names_are_configurable_and_collisions_refused(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    out = tmp_path / "s.csv"
+    renamed = run(runner, "score", "-m", model, "--score-name", "s", "--flag-name", "f", "--probability-name", "p",
+                  data_csv, "-o", out)
+    assert renamed.exit_code == 0 and list(pd.read_csv(out).columns) == ["id", "s", "f", "p"]
+    out.unlink()
+    clash = runner.invoke(cli, ["score", "-m", str(model), "--id-column", "id,label", "--flag-name", "label",
+                                str(data_csv), "-o", str(out)])
+    assert_clean_error(clash, "output column 'label' would overwrite the id column")
+    assert not out.exists()
+    same = runner.invoke(cli, ["score", "-m", str(model), "--score-name", "x", "--flag-name", "x", str(data_csv)])
+    assert_clean_error(same, "output column names must differ")
+
+
+def test_remembered_id_column_clash_is_refused_too(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    assert_clean_error(runner.invoke(cli, ["score", "-m", str(model), "--score-name", "id", str(data_csv)]),
+                       "output column 'id' would overwrite the id column")
+
+
+@pytest.mark.parametrize("method", ["linear", "unify"])
+def test_probability_is_pyods_predict_proba(runner, data_csv, tmp_path, method):
+    model = fit_remembering(runner, data_csv, tmp_path, detector="ecod")
+    scores = frame_of(run(runner, "score", "-m", model, "--probability", method, data_csv))
+    detector = pyod_ae_ext.load(model)
+    X = pd.read_csv(data_csv)[["a", "b", "c", "d"]].to_numpy()
+    np.testing.assert_allclose(scores["anomaly_probability"], detector.predict_proba(X, method=method)[:, 1],
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_probability_help_says_what_it_means(runner):
+    text = run(runner, "score", "--help").stdout
+    assert "linear" in text and "unify" in text and "predict_proba" in text

@@ -63,8 +63,8 @@ def demo(detector, top):
     seconds = time.perf_counter() - started
     scores = model.decision_scores_
     order = np.argsort(-scores, kind="stable")[:top]
-    shown = pd.DataFrame({"id": table.ids["id"].to_numpy()[order], "score": scores[order],
-                          "flagged": model.labels_[order], "true_label": table.labels[order]})
+    shown = pd.DataFrame({"id": table.ids["id"].to_numpy()[order], "anomaly_score": scores[order],
+                          "is_anomaly": model.labels_[order], "true_label": table.labels[order]})
     click.echo(f"top {len(order)} anomalies by {name} score (fit {seconds:.2f}s):")
     click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     hits = int(table.labels[order].sum())

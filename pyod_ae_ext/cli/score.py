@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..columns import split_names
 from ..errors import ParameterError
 from ._common import data_options, echo_err, load_model, model_columns, model_features, output_format, sign_key_option
 
@@ -16,6 +17,18 @@ from ._common import data_options, echo_err, load_model, model_columns, model_fe
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
               help="Output format (default: from the file extension, else csv).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the N highest-scoring rows, highest first.")
+@click.option("--probability", "probability_method", type=click.Choice(["linear", "unify"]), default="linear",
+              show_default=True,
+              help="How PyOD's predict_proba turns a score into the outlier probability: linear = the "
+                   "score's place between the lowest (0) and highest (1) training score, clipped; unify = "
+                   "Gaussian unification of the training scores (Kriegel et al. 2011), "
+                   "erf((score - mean) / (std * sqrt 2)) clipped to [0, 1]. Neither is calibrated.")
+@click.option("--score-name", default="anomaly_score", show_default=True, metavar="NAME",
+              help="Name of the output score column (higher = more anomalous).")
+@click.option("--flag-name", default="is_anomaly", show_default=True, metavar="NAME",
+              help="Name of the output 0/1 column: 1 where the score exceeds the model's threshold.")
+@click.option("--probability-name", default="anomaly_probability", show_default=True, metavar="NAME",
+              help="Name of the output probability column (see --probability).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65536, show_default=True, metavar="N",
               help="Rows read and scored at a time (memory grows with N, not with DATA).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
@@ -25,13 +38,16 @@ from ._common import data_options, echo_err, load_model, model_columns, model_fe
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
 @sign_key_option
-def score(data, model, columns, exclude, id_columns, output, fmt, top, batch_rows, engine, scheduler, verbose, sign_key_file):
-    """Score DATA with a saved model: id columns, score, label, probability.
+def score(data, model, columns, exclude, id_columns, output, fmt, top, probability_method, score_name,
+          flag_name, probability_name, batch_rows, engine, scheduler, verbose, sign_key_file):
+    """Score DATA with a saved model: id columns, anomaly_score, is_anomaly, anomaly_probability.
 
     The model's feature columns are taken by name (missing ones are an error, extra
     ones are ignored). The id columns the model was fitted with are copied to the
-    output when DATA has them (--id-column chooses others). `label` is 1 where the score exceeds the model's threshold and
-    `probability` is PyOD's linear outlier probability.
+    output when DATA has them (--id-column chooses others). `is_anomaly` is 1 where
+    the score exceeds the model's threshold; `anomaly_probability` is PyOD's
+    predict_proba (see --probability). An output name equal to an id column is an
+    error: rename the output with --score-name, --flag-name or --probability-name.
 
     DATA is read, scored and written in batches of --batch-rows rows, so files larger
     than memory work; CSV may be gzip, zstd, bz2 or lz4 compressed (.csv.gz, .csv.zst).
@@ -46,6 +62,7 @@ def score(data, model, columns, exclude, id_columns, output, fmt, top, batch_row
       adscore score -m toll.adscore --engine dask --scheduler tcp://host:8786 'part-*.parquet' -o s.parquet
     """
     from .. import streaming
+    from ..streaming import OutputColumns
     from ..outputs import check_output_path
 
     inputs = [data, model, sign_key_file]
@@ -61,24 +78,29 @@ def score(data, model, columns, exclude, id_columns, output, fmt, top, batch_row
         from ..dask import require_dask
 
         require_dask()
+    names = OutputColumns(score_name, flag_name, probability_name, probability_method)
+    names.check(split_names(id_columns))
     detector = load_model(model, sign_key_file)
     features = model_features(detector)
     if engine == "dask":
         from ..dask import scored_files
 
         def columns_for(header):
-            return model_columns(detector, header, columns, exclude, id_columns)
+            chosen = model_columns(detector, header, columns, exclude, id_columns)
+            names.check(chosen.id_columns)
+            return chosen
 
         with scored_files(detector, data, features, scheduler=scheduler, note=echo_err,
                           columns_for=columns_for) as scored:
-            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose))
+            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose), names)
         return
     with streaming.open_source(data) as source:
         chosen = model_columns(detector, source.columns, columns, exclude, id_columns)
         ids = streaming.scoring_columns(source.columns, features, chosen.id_columns, note=echo_err,
                                         known_unused=chosen.known_unused)
+        names.check(ids)
         batches = streaming.prefetch(streaming.iter_batches(source, features, ids, batch_rows))
         scored = streaming.score_batches(detector, batches, note=echo_err)
-        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose))
+        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose), names)
 
 
