@@ -255,19 +255,14 @@ class Ensemble(BaseDetector):
         return [per_member[name] for name in names]
 
     def _build_members(self, seeds=None) -> list:
-        from .registry import get_registry
+        from .registry import build_detector
 
-        registry = get_registry()
         names = self._member_names()
         members = []
         for i, (name, params) in enumerate(zip(names, self._member_param_sets(names))):
-            params = dict(params)
-            accepted = registry.resolve(name).parameters()
-            if "contamination" in accepted:
-                params.setdefault("contamination", self.contamination)
-            if seeds is not None and "random_state" in accepted:
-                params.setdefault("random_state", int(seeds[i]))
-            member = registry.make(name, **params)
+            defaults = {"contamination": self.contamination,
+                        "random_state": None if seeds is None else int(seeds[i])}
+            member = build_detector(name, params, defaults=defaults, check=False)
             if hasattr(member, "check_params"):
                 try:
                     member.check_params()

@@ -264,8 +264,9 @@ def test_weighted_ensemble_and_ensemble_params(runner, data_csv, tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "epochs=3"), "prefix each --param"),
-    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.n_neighbors=3"), "not one of the detectors"),
+    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "epoch=3"),
+     "none of the detectors has a parameter 'epoch'. Did you mean 'epochs'?"),
+    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.n_neighbors=3"), "not one of the --detector"),
     (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "toll.lamda=3"), "'lamda' for detector 'toll'"),
     (("-d", "toll", "-d", "iforest"), "--combine"),
     (("-d", "toll", "--combine", "mean"), "two or more --detector"),

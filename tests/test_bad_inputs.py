@@ -155,10 +155,10 @@ CASES = [
          ("--combine",)),
     Case("fit-combine-one-detector", [*FIT, "-d", "toll", "--combine", "mean", "data.csv", "-o", "m.adscore"],
          ("two or more",)),
-    Case("fit-ensemble-unprefixed-param", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "lam=2",
-                                           "data.csv", "-o", "m.adscore"], ("prefix each --param",)),
+    Case("fit-ensemble-unknown-param", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "lamb=2",
+                                        "data.csv", "-o", "m.adscore"], ("none of the detectors has a parameter",)),
     Case("fit-ensemble-foreign-prefix", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.k=2",
-                                         "data.csv", "-o", "m.adscore"], ("not one of the detectors",)),
+                                         "data.csv", "-o", "m.adscore"], ("not one of the --detector values",)),
     Case("fit-weights-text", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "weighted", "--weights", "1,x",
                               "data.csv", "-o", "m.adscore"], ("--weights expects",)),
     # --- fit: config files

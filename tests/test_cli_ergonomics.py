@@ -197,3 +197,102 @@ def test_probability_is_pyods_predict_proba(runner, data_csv, tmp_path, method):
 def test_probability_help_says_what_it_means(runner):
     text = run(runner, "score", "--help").stdout
     assert "linear" in text and "unify" in text and "predict_proba" in text
+
+
+# --------------------------------------------------------------------------
+# same options, one grammar, one factory
+
+DATA_COMMANDS = ["fit", "score", "explain", "evaluate", "threshold", "benchmark"]
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_every_data_command_has_the_same_column_options(runner, command):
+    params = {p.name: p for p in cli.get_command(None, command).params}
+    for name in ("columns", "exclude", "id_columns"):
+        assert name in params, f"{command} lacks --{name}"
+    assert params["id_columns"].opts == ["--id-column"]
+    assert params["exclude"].help == cli.get_command(None, "fit").params[
+        [p.name for p in cli.get_command(None, "fit").params].index("exclude")].help
+
+
+def test_fit_accepts_a_pyod_class_path_saved_under_its_registered_name(runner, data_csv, tmp_path):
+    model = tmp_path / "knn.adscore"
+    result = run(runner, "fit", "-d", "pyod.models.knn.KNN", "-p", "n_neighbors=3", "--exclude", "id,note,label",
+                 data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    loaded = pyod_ae_ext.load(model)
+    assert type(loaded).__name__ == "KNN" and loaded.n_neighbors == 3
+    assert json.loads(run(runner, "info", "--json", model).stdout)["detector"] == "knn"
+
+
+def test_fit_refuses_an_unregistered_pyod_class_before_fitting(runner, data_csv, tmp_path):
+    result = runner.invoke(cli, ["fit", "-d", "pyod.models.abod:ABOD", "--exclude", "id,note,label",
+                                 str(data_csv), "-o", str(tmp_path / "m.adscore")])
+    assert_clean_error(result, "not registered with adscore", "benchmark")
+    assert "fitting" not in result.stderr
+
+
+def test_verbose_works_for_detectors_without_a_verbose_parameter(runner, data_csv, tmp_path):
+    result = run(runner, "fit", "-d", "ecod", "-v", "--exclude", "id,note,label", data_csv, "-o", tmp_path / "e.adscore")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["fit", "-d", "toll", "-p", "lamda=2"], ["unknown parameter(s) 'lamda'", "did you mean 'lam'?"]),
+    (["fit", "-d", "tol"], ["unknown detector 'tol'", "Did you mean 'toll'?"]),
+    (["fit", "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "n_estimator=3"],
+     ["none of the detectors has a parameter 'n_estimator'", "Did you mean 'n_estimators'?"]),
+    (["fit", "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "tol.lam=3"],
+     ["'tol' is not one of the --detector values", "Did you mean 'toll'?"]),
+    (["benchmark", "-y", "label", "-d", "toll", "-p", "lamda=2"], ["unknown parameter(s) 'lamda'", "'lam'"]),
+    (["fit", "-d", "pyod.models.knn:KNNN"], ["has no class 'KNNN'", "Did you mean 'KNN'?"]),
+])
+def test_unknown_names_suggest_the_nearest(runner, data_csv, tmp_path, args, fragments):
+    result = runner.invoke(cli, [*args, "--exclude", "id,note", str(data_csv), "-o", str(tmp_path / "m.adscore")]
+                           if args[0] == "fit" else [*args, "--exclude", "id,note", str(data_csv)])
+    assert_clean_error(result, *fragments)
+
+
+def test_unprefixed_params_go_to_every_member_that_has_them(runner, data_csv, tmp_path):
+    model = tmp_path / "ens.adscore"
+    result = run(runner, "fit", "-d", "toll", "-d", "ae", "-d", "iforest", "--combine", "mean", "-p", "epochs=2",
+                 "-p", "ae.epochs=3", "-p", "n_estimators=7", "--exclude", "id,note,label", data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    assert pyod_ae_ext.load(model).detector_params == {"toll": {"epochs": 2}, "ae": {"epochs": 3},
+                                                       "iforest": {"n_estimators": 7}}
+
+
+def test_one_grammar_parser():
+    from pyod_ae_ext.params import Assignment, parse_assignment, to_assignments
+
+    assert parse_assignment("toll.lam=0.5") == Assignment("toll", "lam", 0.5, "toll.lam=0.5")
+    assert parse_assignment("hidden_dims=[8, 4]").value == [8, 4]
+    assert parse_assignment("pyod.models.knn.KNN.n_neighbors=3").target == "pyod.models.knn.KNN"
+    assert parse_assignment("device=cpu").value == "cpu"
+    assert to_assignments({"epochs": 3, "toll": {"lam": 0.5, "norm": "l2"}}) == [
+        "epochs=3", 'toll.lam=0.5', 'toll.norm="l2"']
+    for bad in ("lam", "=3", "toll.=3", "a b=1"):
+        with pytest.raises(pyod_ae_ext.AdscoreError, match="KEY=VALUE"):
+            parse_assignment(bad)
+
+
+def test_the_factory_gives_one_message_in_python_fit_and_ensembles():
+    from pyod_ae_ext.ensemble import Ensemble
+    from pyod_ae_ext.registry import build_detector
+
+    with pytest.raises(pyod_ae_ext.AdscoreError, match="did you mean 'lam'"):
+        build_detector("toll", {"lamda": 1})
+    with pytest.raises(pyod_ae_ext.AdscoreError, match="did you mean 'lam'"):
+        Ensemble(("toll", "ecod"), {"toll": {"lamda": 1}}).fit(np.zeros((10, 2)))
+    with pytest.raises(pyod_ae_ext.AdscoreError, match="did you mean 'lam'"):
+        pyod_ae_ext.make_detector("toll", lamda=1)
+
+
+def test_grammar_and_column_modules_do_not_import_torch_or_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys, pyod_ae_ext.params, pyod_ae_ext.columns, pyod_ae_ext.registry; "
+            "print(sorted(m for m in ('torch', 'pandas', 'pyod') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stderr

@@ -49,7 +49,7 @@ def test_third_party_plugin_is_listed_fits_and_scores(installed_plugin, tmp_path
     scored = adscore("score", "-m", "m.adscore", "data.csv", pythonpath=[installed_plugin], cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     scores = pd.read_csv(pd.io.common.StringIO(scored.stdout))
-    assert list(scores.columns) == ["score", "label", "probability"] and len(scores) == 100
+    assert list(scores.columns) == ["anomaly_score", "is_anomaly", "anomaly_probability"] and len(scores) == 100
 
     hello = adscore("example-hello", pythonpath=[installed_plugin], cwd=tmp_path)
     assert hello.stdout.strip() == "hello from adscore-example-plugin"
@@ -108,8 +108,38 @@ def test_builtins_come_through_the_entry_point_group():
     from importlib.metadata import entry_points
 
     groups = {ep.value for ep in entry_points(group="adscore")}
-    assert {"pyod_ae_ext.plugins.toll", "pyod_ae_ext.plugins.autoencoder",
+    assert {"pyod_ae_ext.builtin_plugins:toll", "pyod_ae_ext.builtin_plugins:autoencoder",
             "pyod_ae_ext.plugins.pyod_baselines"} <= groups
+
+
+FAMILY_MODULES = {family: f"pyod_ae_ext.plugins.{family}"
+                  for family in ("autoencoder", "toll", "rdae", "vae", "ksparse", "deep_ocsvm", "deep_svdd")}
+FAMILY_MODULES["ensemble"] = "pyod_ae_ext.ensemble"
+
+
+def _registered_by(plugin):
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(plugin, "probe")
+    return {name: (spec.cls, spec.summary, spec.aliases) for name, spec in registry.detectors.items()}
+
+
+@pytest.mark.parametrize("family", FAMILY_MODULES)
+def test_lazy_builtin_registrations_match_the_families_own_hooks(family):
+    import importlib
+
+    from pyod_ae_ext import builtin_plugins
+
+    lazy = _registered_by(getattr(builtin_plugins, family))
+    assert lazy == _registered_by(importlib.import_module(FAMILY_MODULES[family]))
+
+
+def test_listing_detectors_imports_no_detector_dependencies():
+    code = ("import sys; from pyod_ae_ext.registry import get_registry; names = list(get_registry().detectors); "
+            "print(len(names), sorted(m for m in ('torch', 'pyod', 'pandas', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    count, imported = result.stdout.split(" ", 1)
+    assert int(count) >= 20 and imported.strip() == "[]"
 
 
 def test_wheel_ships_the_plugins_package(tmp_path):

@@ -1,8 +1,6 @@
 """Helpers shared by the ``adscore`` commands: options, parameters, models, output."""
 from __future__ import annotations
 
-import ast
-import json
 import sys
 
 import click
@@ -13,26 +11,6 @@ from ..errors import AdscoreError, ParameterError
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
-
-
-def parse_value(text: str):
-    """A --param value: JSON or a Python literal (numbers, true/false, None, lists), else a string."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return text
-
-
-def parse_params(pairs) -> dict:
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ParameterError(f"--param expects KEY=VALUE, got {pair!r} (e.g. --param lam=0.5)")
-        params[key.strip()] = parse_value(value.strip())
-    return params
 
 
 def read_config(path) -> dict:
@@ -54,24 +32,37 @@ def read_config(path) -> dict:
     return config
 
 
-def build_detector(name, params, seed=None, device=None, contamination=None):
-    from ..registry import get_registry
+def canonical_detector(text):
+    """The registered name (or PyOD class) that ``text`` names on --detector, or None."""
+    from ..registry import find_detector
 
-    registry = get_registry()
-    spec = registry.resolve(name)
-    accepted = spec.parameters()
-    for key, value in (("random_state", seed), ("device", device), ("contamination", contamination)):
-        if value is None:
-            continue
-        if key not in accepted:
-            if key != "random_state":
-                raise ParameterError(f"detector {spec.name!r} has no {key!r} parameter")
-            continue
-        params.setdefault(key, value)
-    detector = registry.make(spec.name, **params)
-    if hasattr(detector, "check_params"):
-        detector.check_params()
-    return spec.name, detector
+    try:
+        found = find_detector(text)
+    except AdscoreError:
+        return None
+    return found.registered or found.cls
+
+
+def same_detector(target, label) -> bool:
+    """Whether a --param prefix names the detector given as ``label`` (alias, class path, case)."""
+    if target.strip().lower() == label.strip().lower():
+        return True
+    canonical = canonical_detector(target)
+    return canonical is not None and canonical == canonical_detector(label)
+
+
+def build_detector(name, params, seed=None, device=None, contamination=None, verbose=False):
+    """(registered name, detector) for a single --detector; --device/--contamination must apply to it."""
+    from ..registry import build_detector as build, constructor_parameters, find_detector
+
+    found = find_detector(name)
+    accepted = constructor_parameters(found.cls)
+    for key, value in (("device", device), ("contamination", contamination)):
+        if value is not None and key not in accepted:
+            raise ParameterError(f"detector {found.label!r} has no {key!r} parameter: drop --{key}")
+    settings = {"random_state": seed, "device": device, "contamination": contamination,
+                "verbose": True if verbose else None}
+    return found.registered or found.label, build(name, params, defaults=settings)
 
 
 def fit_detector(name, detector, X):

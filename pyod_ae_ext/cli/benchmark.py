@@ -6,60 +6,10 @@ import json
 import click
 
 from .. import benchmarking as bench
-from ._common import data_options, echo_err, parse_value
+from ..params import distribute, parse_assignments
+from ..registry import accepts_any_keyword
+from ._common import data_options, echo_err, same_detector
 from ..errors import ParameterError
-
-
-def parse_detector_params(pairs, detectors) -> dict:
-    """``--param`` values: ``DETECTOR.KEY=VALUE`` for one detector, ``KEY=VALUE`` for every one that takes it.
-
-    Returns detector (as given on the command line) -> {key: value} for the prefixed
-    ones, and under ``None`` the unprefixed ones.
-    """
-    by_detector: dict = {None: {}}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ParameterError(f"--param expects DETECTOR.KEY=VALUE or KEY=VALUE, got {pair!r} "
-                                 "(e.g. --param toll.lam=0.5)")
-        target, dot, name = key.rpartition(".")
-        if not dot:
-            by_detector[None][key] = parse_value(value.strip())
-            continue
-        match = _match_detector(target, detectors)
-        if match is None or not name:
-            raise ParameterError(f"--param {pair!r}: {target!r} is not one of the --detector values "
-                                 f"({', '.join(detectors)}); write DETECTOR.KEY=VALUE")
-        by_detector.setdefault(match, {})[name] = parse_value(value.strip())
-    return by_detector
-
-
-def _match_detector(target, detectors):
-    if target in detectors:
-        return target
-    lowered = target.strip().lower()
-    for detector in detectors:
-        if detector.lower() == lowered:
-            return detector
-    if bench.is_class_path(target):
-        return None
-    # an alias or canonical name for a registered detector given differently on --detector
-    from ..registry import get_registry
-
-    registry = get_registry()
-    try:
-        canonical = registry.resolve(target).name
-    except Exception:
-        return None
-    for detector in detectors:
-        if not bench.is_class_path(detector):
-            try:
-                if registry.resolve(detector).name == canonical:
-                    return detector
-            except Exception:
-                continue
-    return None
 
 
 def build_choices(detectors, pairs) -> list:
@@ -71,17 +21,11 @@ def build_choices(detectors, pairs) -> list:
         if name in seen:
             raise ParameterError(f"--detector {name} is given twice")
         seen.add(name)
-    params = parse_detector_params(pairs, detectors)
-    shared = params.pop(None)
-    choices = []
-    for name in detectors:
-        plain = bench.resolve_detector(name)
-        own = {key: value for key, value in shared.items() if key in plain.accepted()}
-        own.update(params.get(name, {}))
-        choices.append(bench.resolve_detector(name, own))
-    for key in shared:
-        if not any(key in c.accepted() for c in choices):
-            raise ParameterError(f"--param {key}=...: none of the detectors has a parameter {key!r}")
+    plain = {name: bench.resolve_detector(name) for name in detectors}
+    accepted = {name: None if accepts_any_keyword(choice.cls) else set(choice.accepted())
+                for name, choice in plain.items()}
+    params = distribute(parse_assignments(pairs), list(detectors), accepted, same_detector)
+    choices = [bench.resolve_detector(name, params[name]) for name in detectors]
     labels = [c.label for c in choices]
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:

@@ -9,16 +9,20 @@ import numpy as np
 
 from ..columns import split_names
 from ..errors import ParameterError
-from ._common import (build_detector, data_options, echo_err, fit_detector, parse_params, read_config,
+from ..params import distribute, parse_assignments, to_assignments
+from ._common import (build_detector, data_options, echo_err, fit_detector, read_config, same_detector,
                       sign_key_option, signing_key)
 
 
 @click.command()
 @click.argument("data")
 @click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
-              help="Detector to fit (see `adscore plugins`).")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="Detector parameter, e.g. -p lam=0.5 -p hidden_dims=[64,32]. Repeatable.")
+              help="Detector to fit: a name from `adscore plugins` or a PyOD class path "
+                   "(pyod.models.knn.KNN). Repeat for an ensemble.")
+@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",
+              help="Detector parameter: KEY=VALUE for every detector that has it, DETECTOR.KEY=VALUE for "
+                   "one (ensemble.KEY for the ensemble's own), e.g. -p lam=0.5 -p hidden_dims=[64,32]. "
+                   "`adscore params NAME` lists them. Repeatable.")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with `detector` and [params].")
 @click.option("--combine", type=click.Choice(["mean", "max", "median", "aom", "moa", "weighted"]),
               help="With several --detector options: how the ensemble combines their scores.")
@@ -46,14 +50,19 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         label_column, contamination, seed, device, verbose, sample, engine, scheduler, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
+    The id (--id-column), excluded (--exclude) and label (--label-column) columns are
+    remembered in the model file: score, explain, evaluate and threshold reuse them.
+
     Several --detector options with --combine build an ensemble saved as one model
-    file; each --param then names its detector (-p toll.lam=0.5), and
-    -p ensemble.KEY=VALUE sets the ensemble's own parameters (e.g. ensemble.n_jobs=3).
+    file; -p KEY=VALUE then sets KEY on every member that has it, -p toll.lam=0.5 on
+    one member, and -p ensemble.KEY=VALUE the ensemble's own parameters (e.g.
+    ensemble.n_jobs=3).
 
     \b
     Examples:
-      adscore fit --detector toll data.csv -o toll.adscore
+      adscore fit --detector toll --id-column id --label-column label data.csv -o toll.adscore
       adscore fit -d ae -p epochs=100 -p hidden_dims=[128,64] --exclude label data.csv -o ae.adscore
+      adscore fit -d pyod.models.knn.KNN -p n_neighbors=20 --exclude id data.csv -o knn.adscore
       cat data.csv | adscore fit -d iforest -p n_estimators=300 - -o forest.adscore
       adscore fit -d toll -d iforest -d ecod --combine aom -p toll.lam=0.5 data.csv -o ens.adscore
       adscore fit -d ae --sample 100000 --seed 0 big.parquet -o ae.adscore
@@ -77,14 +86,14 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
     if not names:
         raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
-    merged = {**settings.get("params", {}), **parse_params(params)}
+    assignments = parse_assignments([*to_assignments(settings.get("params", {})), *params])
     if len(names) > 1 or combine or normalize or weights:
-        name, detector = _build_ensemble(names, merged, combine, normalize, weights, seed, device,
+        name, detector = _build_ensemble(names, assignments, combine, normalize, weights, seed, device,
                                          contamination, verbose)
     else:
-        if verbose:
-            merged.setdefault("verbose", True)
-        name, detector = build_detector(names[0], merged, seed, device, contamination)
+        saveable(names[0])
+        own = distribute(assignments, names, {names[0]: None}, same_detector)[names[0]]
+        name, detector = build_detector(names[0], own, seed, device, contamination, verbose)
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")
@@ -104,7 +113,7 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     if engine == "dask":
         from ..dask import joblib_on_dask
 
-        if not any(k.strip().lower() == "ensemble.n_jobs" for k in merged):
+        if not any(a.target and a.target.strip().lower() == "ensemble" and a.key == "n_jobs" for a in assignments):
             detector.n_jobs = -1  # every member at once, as far as the cluster's threads go
         with joblib_on_dask(scheduler, note=echo_err):
             started = time.perf_counter()  # the fit, not the cluster's start
@@ -144,9 +153,20 @@ def fit_record(detector, n_rows, seconds, exclude, id_columns, label_column) -> 
     return record
 
 
-def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):
-    """An Ensemble from `fit` options; params are prefixed with their detector's name (or `ensemble.`)."""
-    from ..registry import get_registry
+def saveable(name) -> str:
+    """The registered name of --detector ``name``: only registered detectors can be saved as models."""
+    from ..registry import find_detector
+
+    found = find_detector(name)
+    if found.registered is None:
+        raise ParameterError(f"{name} is not registered with adscore, so a model of it cannot be saved; "
+                             "`adscore benchmark` compares any PyOD class, `adscore plugins` lists what fit takes")
+    return found.registered
+
+
+def _build_ensemble(names, assignments, combine, normalize, weights, seed, device, contamination, verbose):
+    """An Ensemble from `fit` options; --param prefixes name a member or `ensemble`."""
+    from ..registry import build_detector as build, get_registry
 
     if len(names) < 2:
         raise ParameterError("--combine, --normalize and --weights build an ensemble: give two or more "
@@ -154,29 +174,17 @@ def _build_ensemble(names, params, combine, normalize, weights, seed, device, co
     if combine is None:
         raise ParameterError("several --detector options build an ensemble: choose how to combine their "
                              "scores with --combine mean|max|median|aom|moa|weighted")
+    members = [saveable(n) for n in names]
     registry = get_registry()
-    members = [registry.resolve(n).name for n in names]
-    member_params = {m: {} for m in members}
-    ensemble_params = {}
-    for key, value in params.items():
-        prefix, dot, param = key.partition(".")
-        if not dot or not param:
-            raise ParameterError(f"with several detectors, prefix each --param with its detector, e.g. "
-                                 f"--param {members[0]}.{key}=...; got {key!r}")
-        if prefix.strip().lower() == "ensemble":
-            ensemble_params[param] = value
-            continue
-        target = registry.resolve(prefix).name
-        if target not in member_params:
-            raise ParameterError(f"--param {key}: {prefix!r} is not one of the detectors ({', '.join(members)})")
-        member_params[target][param] = value
+    accepted = {m: set(registry.resolve(m).parameters()) for m in members}
+    given = distribute(assignments, members, accepted, same_detector, own="ensemble")
+    ensemble_params = given.pop("ensemble")
     for member in members:
-        accepted = registry.resolve(member).parameters()
-        if device is not None and "device" in accepted:
-            member_params[member].setdefault("device", device)
-        if verbose and "verbose" in accepted:
-            member_params[member].setdefault("verbose", True)
-    if device is not None and not any("device" in registry.resolve(m).parameters() for m in members):
+        if device is not None and "device" in accepted[member]:
+            given[member].setdefault("device", device)
+        if verbose and "verbose" in accepted[member]:
+            given[member].setdefault("verbose", True)
+    if device is not None and not any("device" in accepted[m] for m in members):
         raise ParameterError("--device applies to autoencoder detectors, and no member is one")
     if weights is not None:
         try:
@@ -184,15 +192,8 @@ def _build_ensemble(names, params, combine, normalize, weights, seed, device, co
         except ValueError:
             raise ParameterError(f"--weights expects comma-separated numbers, got {weights!r}") from None
     ensemble_params.update(combine=combine, detectors=tuple(members),
-                           detector_params={m: p for m, p in member_params.items() if p})
+                           detector_params={m: p for m, p in given.items() if p})
     if normalize:
         ensemble_params["normalize"] = normalize
-    if seed is not None:
-        ensemble_params.setdefault("random_state", seed)
-    if contamination is not None:
-        ensemble_params.setdefault("contamination", contamination)
-    detector = registry.make("ensemble", **ensemble_params)
-    detector.check_params()
+    detector = build("ensemble", ensemble_params, defaults={"random_state": seed, "contamination": contamination})
     return "ensemble", detector
-
-
