@@ -286,7 +286,8 @@ def test_bad_ensemble_options(runner, data_csv, tmp_path, args, fragment):
 def test_explain_text_json_and_plot(runner, data_csv, toll_model, tmp_path):
     result = run(runner, "explain", "-m", toll_model, "--id-column", "id", "--top", 4, "--features", 2, data_csv)
     assert result.exit_code == 0, result.output
-    assert "id=r" in result.stdout and "per-feature summary over the flagged rows" in result.stdout
+    id_column = [line.split()[1] for line in result.stdout.splitlines()[3:7]]  # the table's id column
+    assert all(i.startswith("r") for i in id_column) and "per-feature summary over the flagged rows" in result.stdout
     payload = json.loads(run(runner, "explain", "-m", toll_model, "--top", 4, "--json", data_csv).stdout)
     assert len(payload["rows"]) == 4 and payload["detector"] == "toll"
     assert payload["summary"][0]["feature"] == "c"  # the shifted signal carries the errors

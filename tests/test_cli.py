@@ -83,7 +83,7 @@ def test_info_and_plugins(runner, data_csv, tmp_path):
     assert "detector:   toll" in info.stdout and "lam = 1.0" in info.stdout
     plugins = run(runner, "plugins")
     assert "toll" in plugins.stdout and "iforest" in plugins.stdout
-    listed = json.loads(run(runner, "plugins", "--json").stdout)
+    listed = json.loads(run(runner, "plugins", "--json").stdout)["detectors"]
     assert {"ae", "toll", "ecod"} <= {row["detector"] for row in listed}
 
 

@@ -296,3 +296,106 @@ def test_grammar_and_column_modules_do_not_import_torch_or_pandas():
             "print(sorted(m for m in ('torch', 'pandas', 'pyod') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# --------------------------------------------------------------------------
+# discoverable
+
+
+def test_params_lists_defaults_types_and_meanings(runner):
+    text = run(runner, "params", "toll").stdout
+    lines = {line.split()[0]: line for line in text.splitlines()[3:]}
+    assert "Weight of the latent-norm term" in lines["lam"] and "float" in lines["lam"]
+    assert "(64, 32)" in lines["hidden_dims"] and "Widths of the encoder's hidden layers" in lines["hidden_dims"]
+    header = text.splitlines()[2]
+    assert header.index("meaning") == lines["lam"].index("Weight")  # aligned columns
+
+
+@pytest.mark.parametrize("name, key, meaning", [
+    ("knn", "n_neighbors", "Number of neighbors"),
+    ("pyod.models.lof.LOF", "n_neighbors", "Number of neighbors"),
+    ("ensemble", "combine", "Combination of the normalised scores"),
+    ("rdae", "lam", ""),
+])
+def test_params_json_for_ours_and_pyods(runner, name, key, meaning):
+    payload = json.loads(run(runner, "params", name, "--json").stdout)
+    assert payload["schema_version"] == 1
+    entry = next(p for p in payload["parameters"] if p["name"] == key)
+    assert meaning in entry["description"] and entry["type"] and "default" in entry
+
+
+def test_static_reading_of_parameters_matches_the_real_signature():
+    """`params` reads the source without importing; it must agree with the imported class for every detector."""
+    import inspect
+
+    from pyod_ae_ext.paramdocs import describe_detector
+    from pyod_ae_ext.registry import get_registry
+
+    for spec in get_registry().detectors.values():
+        static = {p.name: p.default for p in describe_detector(spec.path)}
+        real = {name: p.default for name, p in inspect.signature(spec.cls).parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        assert list(static) == list(real), spec.name
+        assert all(static[k] == v or repr(static[k]) == repr(v) for k, v in real.items()), spec.name
+
+
+def test_params_of_a_class_registered_as_an_object_uses_its_docstring():
+    from pyod.models.base import BaseDetector
+
+    from pyod_ae_ext.paramdocs import describe_detector
+
+    class Plugged(BaseDetector):
+        """A plugin's detector.
+
+        Parameters
+        ----------
+        width : int, default 3
+            How wide the window is. More text.
+        """
+
+        def __init__(self, width=3, contamination=0.1):
+            super().__init__(contamination=contamination)
+            self.width = width
+
+    width = describe_detector(Plugged)[0]
+    assert (width.name, width.default, width.type, width.description) == ("width", 3, "int", "How wide the window is.")
+
+
+def test_params_errors_are_one_line(runner):
+    assert_clean_error(runner.invoke(cli, ["params", "tol"]), "unknown detector 'tol'", "Did you mean 'toll'?")
+    assert_clean_error(runner.invoke(cli, ["params", "pyod.models.knn:KNNN"]), "has no class 'KNNN'")
+    assert_clean_error(runner.invoke(cli, ["params", "os:system"]), "not a PyOD class path")
+
+
+def test_version_flag(runner):
+    for flag in ("-V", "--version"):
+        assert run(runner, flag).stdout.strip() == f"adscore, version {pyod_ae_ext.__version__}"
+
+
+@pytest.mark.parametrize("args, incomplete, expected", [
+    (["fit", "-d"], "to", {"toll"}),
+    (["benchmark", "--detector"], "rdae", {"rdae-l1", "rdae-l21", "rdae", "rdae_l1", "rdae_l21"}),
+    (["params"], "ec", {"ecod"}),
+])
+def test_shell_completion_completes_detector_names(args, incomplete, expected):
+    from click.shell_completion import ShellComplete
+
+    completions = ShellComplete(cli, {}, "adscore", "_ADSCORE_COMPLETE").get_completions(args, incomplete)
+    assert {item.value for item in completions} == expected
+
+
+def test_plugins_table_is_aligned(runner):
+    lines = [line for line in run(runner, "plugins").stdout.splitlines() if line.startswith("  ")]
+    starts = {line.index("PyOD") for line in lines if "PyOD " in line}
+    assert len(starts) == 1 and len(lines) >= 20
+    listed = json.loads(run(runner, "plugins", "--json").stdout)
+    assert listed["schema_version"] == 1 and {"toll", "ecod"} <= {d["detector"] for d in listed["detectors"]}
+
+
+def test_explain_prints_an_aligned_table(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    lines = run(runner, "explain", "-m", model, "--top", 3, data_csv).stdout.splitlines()
+    header = next(line for line in lines if "top features" in line)
+    rows = lines[lines.index(header) + 1:lines.index(header) + 4]
+    assert all(row[header.index("score")] != " " for row in rows)
+    assert {row[header.index("flagged"):].split()[0] for row in rows} <= {"yes", "no"}

@@ -62,7 +62,7 @@ class AdscoreGroup(click.Group):
 
 
 @click.group(cls=AdscoreGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", prog_name="adscore")
+@click.version_option(__version__, "-V", "--version", prog_name="adscore")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx, debug):

@@ -1,6 +1,7 @@
 """Helpers shared by the ``adscore`` commands: options, parameters, models, output."""
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -8,8 +9,51 @@ import click
 from ..errors import AdscoreError, ParameterError
 
 
+# Every --json output is an object with this version; keys keep their meaning across commands.
+SCHEMA_VERSION = 1
+
+
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def echo_json(payload: dict) -> None:
+    """Print ``payload`` as the JSON of a command, with ``schema_version`` first."""
+    click.echo(json.dumps({"schema_version": SCHEMA_VERSION, **payload}, indent=2, default=json_safe))
+
+
+def json_safe(value):
+    """``value`` as JSON can hold it: tuples as lists, other objects as their repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return repr(value)
+
+
+def format_table(rows, gap: str = "  ") -> str:
+    """Rows of cells as left-aligned columns (the last column is not padded)."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(gap.join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip()
+                     for row in rows)
+
+
+def complete_detector(ctx, param, incomplete):
+    """Shell completion for --detector: registered names and aliases (nothing of the detectors is imported)."""
+    from click.shell_completion import CompletionItem
+
+    from ..registry import get_registry
+
+    registry = get_registry()
+    items = []
+    for spec in registry.detectors.values():
+        for name in (spec.name, *spec.aliases):
+            if name.startswith(incomplete.lower()):
+                items.append(CompletionItem(name, help=spec.summary))
+    return items
 
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ._common import data_options, echo_err, load_model, model_columns, sign_key_option, signing_key
+from ._common import data_options, echo_err, format_table, load_model, model_columns, sign_key_option, signing_key
 from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
@@ -96,20 +96,25 @@ def _print_explanation(result):
                f"(threshold {result['threshold']:.6g}); {result['source']}")
     click.echo(f"top {len(result['rows'])} rows by score, with each feature's share of the row's "
                f"{'score' if unit == 'contribution' else 'attribution'}:")
+    id_names = list(result["rows"][0].get("id", {})) if result["rows"] else []
+    table = [["row", *id_names, "score", "flagged", "top features"]]
     for row in result["rows"]:
-        ident = ", ".join(f"{k}={v}" for k, v in row.get("id", {}).items())
-        head = f"  row {row['row']}" + (f" ({ident})" if ident else "")
-        flag = "flagged" if row["flagged"] else "not flagged"
         parts = "  ".join(f"{f['feature']} {_percent(f['share']).strip()}" for f in row["features"])
-        click.echo(f"{head}  score {row['score']:.6g}  {flag}:  {parts}")
+        table.append([row["row"], *(row["id"][name] for name in id_names), f"{row['score']:.6g}",
+                      "yes" if row["flagged"] else "no", parts])
+    click.echo(_indented(format_table(table)))
     click.echo(f"per-feature summary over the {result['summary_over']}:")
-    click.echo(f"  {'feature':<24} {'mean share':>10}  {'top feature in':>14}")
     shown = result["summary"][:_SUMMARY_LINES]
-    for entry in shown:
-        click.echo(f"  {entry['feature']:<24} {_percent(entry['mean_share']):>10}  "
-                   f"{entry['top_in_rows']:>9} rows")
+    summary = [["feature", "mean share", "top feature in"]]
+    summary += [[entry["feature"], _percent(entry["mean_share"]).strip(), f"{entry['top_in_rows']} rows"]
+                for entry in shown]
+    click.echo(_indented(format_table(summary)))
     if len(result["summary"]) > len(shown):
         click.echo(f"  ... {len(result['summary']) - len(shown)} more (all of them with --json)")
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 @click.command()
@@ -129,8 +134,8 @@ def _print_explanation(result):
 @click.option("--in-place", is_flag=True, help="Rewrite MODEL itself (atomically) with the chosen threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @sign_key_option
-def threshold(data, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm, cost_missed, tolerance, output, in_place,
-              as_json, sign_key_file):
+def threshold(data, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm, cost_missed,
+              tolerance, output, in_place, as_json, sign_key_file):
     """Choose the model's alarm threshold from labelled validation DATA.
 
     Every distinct score is tried as a cut point (a row is flagged when its score

@@ -8,7 +8,7 @@ import click
 from .. import benchmarking as bench
 from ..params import distribute, parse_assignments
 from ..registry import accepts_any_keyword
-from ._common import data_options, echo_err, same_detector
+from ._common import complete_detector, data_options, echo_err, same_detector
 from ..errors import ParameterError
 
 
@@ -37,7 +37,7 @@ def build_choices(detectors, pairs) -> list:
 @click.argument("data")
 @click.option("--label-column", "-y", required=True, metavar="NAME",
               help="Column holding the true labels: 1 = anomaly, 0 = normal.")
-@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
+@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME", shell_complete=complete_detector,
               help="Detector to compare: a registered name (`adscore plugins`) or a PyOD class path "
                    "such as pyod.models.auto_encoder:AutoEncoder. Repeatable.")
 @click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",

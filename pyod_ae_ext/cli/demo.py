@@ -7,7 +7,7 @@ from importlib import resources
 import click
 import numpy as np
 
-from ._common import build_detector, echo_err, fit_detector, write_stdout
+from ._common import build_detector, complete_detector, echo_err, fit_detector, write_stdout
 
 
 EXAMPLE_FILE = "breast_cancer.csv"
@@ -38,7 +38,8 @@ def example(output):
 
 
 @click.command()
-@click.option("--detector", "-d", default="toll", show_default=True, help="Detector to demonstrate.")
+@click.option("--detector", "-d", default="toll", show_default=True, shell_complete=complete_detector,
+              help="Detector to demonstrate.")
 @click.option("--top", default=10, show_default=True, help="How many top anomalies to show.")
 def demo(detector, top):
     """Fit a detector on the embedded example and show the top anomalies.

@@ -10,13 +10,13 @@ import numpy as np
 from ..columns import split_names
 from ..errors import ParameterError
 from ..params import distribute, parse_assignments, to_assignments
-from ._common import (build_detector, data_options, echo_err, fit_detector, read_config, same_detector,
-                      sign_key_option, signing_key)
+from ._common import (build_detector, complete_detector, data_options, echo_err, fit_detector, read_config,
+                      same_detector, sign_key_option, signing_key)
 
 
 @click.command()
 @click.argument("data")
-@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
+@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME", shell_complete=complete_detector,
               help="Detector to fit: a name from `adscore plugins` or a PyOD class path "
                    "(pyod.models.knn.KNN). Repeat for an ensemble.")
 @click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",

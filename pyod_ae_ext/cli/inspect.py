@@ -1,23 +1,26 @@
-"""``adscore plugins`` and ``adscore info``: what is installed, what a model file holds."""
+"""``adscore plugins``, ``adscore params`` and ``adscore info``: what is installed, what a
+detector takes, what a model file holds."""
 from __future__ import annotations
 
-import json
 
 import click
 
-from ._common import sign_key_option, signing_key
+from ._common import complete_detector, echo_json, format_table, json_safe, sign_key_option, signing_key
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json):
-    """List installed plugins and the detectors they provide."""
+    """List installed plugins and the detectors they provide.
+
+    Nothing of the detectors themselves is imported: `adscore params NAME` shows one
+    detector's parameters.
+    """
     from ..registry import get_registry
 
     registry = get_registry()
-    detectors = registry.detectors
     rows = []
-    for spec in detectors.values():
+    for spec in registry.detectors.values():
         info = registry.plugins.get(spec.plugin)
         rows.append({
             "detector": spec.name,
@@ -26,18 +29,71 @@ def plugins(as_json):
             "distribution": info.distribution if info else "",
             "version": info.version if info else "",
             "summary": spec.summary,
-            "class": f"{spec.cls.__module__}.{spec.cls.__qualname__}",
+            "class": spec.path.replace(":", "."),
         })
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json({"detectors": rows})
         return
+    name_width = max(len(row["detector"]) for row in rows)
+    alias_width = max(len(", ".join(row["aliases"])) for row in rows)
     for plugin_name, info in sorted(registry.plugins.items()):
+        members = [row for row in rows if row["plugin"] == plugin_name]
+        if not members:
+            continue
         source = f"{info.distribution} {info.version}".strip()
         click.echo(f"{plugin_name}" + (f"  ({source})" if source else ""))
-        for row in rows:
-            if row["plugin"] == plugin_name:
-                alias = f" [{', '.join(row['aliases'])}]" if row["aliases"] else ""
-                click.echo(f"  {row['detector']:<14}{alias}  {row['summary']}")
+        for row in members:
+            aliases = ", ".join(row["aliases"])
+            click.echo(f"  {row['detector']:<{name_width}}  {aliases:<{alias_width}}  {row['summary']}".rstrip())
+
+
+@click.command()
+@click.argument("detector", shell_complete=complete_detector)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def params(detector, as_json):
+    """Every parameter of DETECTOR: default, type and meaning.
+
+    DETECTOR is a name or alias from `adscore plugins` (ours, PyOD's baselines,
+    third-party plugins) or a PyOD class path such as pyod.models.knn.KNN. The meaning
+    is the first sentence of the parameter's entry in the class's numpy docstring.
+    Set a parameter with `adscore fit -d DETECTOR -p NAME=VALUE`.
+
+    \b
+    Examples:
+      adscore params toll
+      adscore params pyod.models.lof.LOF --json
+    """
+    label, path, summary, parameters = describe(detector)
+    if as_json:
+        echo_json({"detector": label, "class": path.replace(":", "."), "summary": summary,
+                   "parameters": [{"name": p.name, "default": json_safe(p.default), "type": p.type,
+                                   "required": p.required, "description": p.description} for p in parameters]})
+        return
+    click.echo(f"{label}: {summary}" if summary else label)
+    click.echo(f"class {path.replace(':', '.')}; set with -p NAME=VALUE")
+    table = [("parameter", "default", "type", "meaning")]
+    table += [(p.name, "(required)" if p.required else repr(p.default), p.type, p.description) for p in parameters]
+    click.echo(format_table(table))
+
+
+def describe(detector):
+    """(label, "module:Class", summary, [ParameterDoc]) without importing the class where the source allows."""
+    from ..paramdocs import describe_detector
+    from ..registry import get_registry, import_pyod_class, is_class_path
+
+    if not is_class_path(detector):
+        spec = get_registry().resolve(detector)
+        return spec.name, spec.path, spec.summary, describe_detector(spec.target)
+    module, sep, name = detector.strip().partition(":")
+    if not sep:
+        module, _, name = detector.strip().rpartition(".")
+    if not module.startswith("pyod."):
+        import_pyod_class(detector)  # refuses it, naming the fix
+    try:
+        return detector.strip(), f"{module}:{name}", "", describe_detector(f"{module}:{name}")
+    except (ImportError, AttributeError):
+        import_pyod_class(detector)  # says what is wrong with the path
+        raise
 
 
 @click.command()
@@ -62,7 +118,7 @@ def info(model, as_json, sign_key_file):
     detector = load_detector(model, signing_key=key)  # every check a load makes: info never vouches for a bad file
     training = training_summary(detector)
     if as_json:
-        click.echo(json.dumps({**meta, "training": training}, indent=2, sort_keys=True))
+        echo_json({**meta, "training": training})
         return
     fit_info = meta.get("fit_info") or {}
     features = meta.get("feature_names") or []
