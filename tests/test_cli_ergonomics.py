@@ -399,3 +399,19 @@ def test_explain_prints_an_aligned_table(runner, data_csv, tmp_path):
     rows = lines[lines.index(header) + 1:lines.index(header) + 4]
     assert all(row[header.index("score")] != " " for row in rows)
     assert {row[header.index("flagged"):].split()[0] for row in rows} <= {"yes", "no"}
+
+
+# --------------------------------------------------------------------------
+# fast start
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["params", "toll"], ["params", "knn"], ["fit", "--help"]])
+def test_listing_commands_import_no_torch_pyod_or_pandas(args):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pyod_ae_ext.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nheavy = sorted(m for m in ('torch', 'pyod', 'pandas', 'sklearn') "
+            "if m in sys.modules)\nsys.stderr.write(f'HEAVY={heavy}')\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert "HEAVY=[]" in result.stderr, result.stderr[-2000:]

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ._common import data_options, echo_err, format_table, load_model, model_columns, sign_key_option, signing_key
 from ..errors import ParameterError
@@ -226,6 +225,8 @@ def evaluate(data, model, label_column, columns, exclude, id_columns, as_json, p
       adscore evaluate -m toll.adscore --label-column label test.csv
       adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
     """
+    import numpy as np
+
     from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
     from ..errors import AdscoreError
     from ..outputs import check_output_path

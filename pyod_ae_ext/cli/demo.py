@@ -5,7 +5,6 @@ import time
 from importlib import resources
 
 import click
-import numpy as np
 
 from ._common import build_detector, complete_detector, echo_err, fit_detector, write_stdout
 
@@ -49,6 +48,7 @@ def demo(detector, top):
     """
     import io
 
+    import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 

@@ -5,7 +5,6 @@ import time
 from datetime import datetime, timezone
 
 import click
-import numpy as np
 
 from ..columns import split_names
 from ..errors import ParameterError
@@ -68,6 +67,8 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
       adscore fit -d ae --sample 100000 --seed 0 big.parquet -o ae.adscore
       adscore fit -d toll -d iforest --combine mean --engine dask --scheduler tcp://host:8786 data.csv -o ens.adscore
     """
+    import numpy as np
+
     from ..data import read_frame, select_training_table
     from ..outputs import check_output_path
     from ..persistence import save_detector
