@@ -61,6 +61,7 @@ def _write_inputs(ws: Path) -> None:
     frame.assign(label=frame["label"].astype(float).where(frame.index != 4)).to_csv(ws / "labels_na.csv",
                                                                                     index=False)
     (ws / "bad.toml").write_text('detector = "toll"\nwhatever = 3\n')
+    (ws / "good.toml").write_text('detector = "toll"\n')
     (ws / "broken.toml").write_text("detector = [unclosed\n")
     (ws / "params.toml").write_text('detector = "toll"\nparams = 3\n')
     (ws / "short.key").write_text("tiny\n")
@@ -197,7 +198,7 @@ CASES = [
     Case("fit-output-is-the-data", [*FIT_TOLL, "data.csv", "-o", "data.csv"], ("also an input",)),
     Case("fit-output-is-the-data-by-another-path", [*FIT_TOLL, "data.csv", "-o", "./a_directory/../data.csv"],
          ("also an input",)),
-    Case("fit-output-is-the-config", [*FIT, "--config", "bad.toml", "data.csv", "-o", "bad.toml"],
+    Case("fit-output-is-the-config", [*FIT, "--config", "good.toml", "data.csv", "-o", "good.toml"],
          ("also an input",)),
     Case("fit-output-missing-directory", [*FIT_TOLL, "data.csv", "-o", "no/such/dir/m.adscore"], ("does not exist",)),
     Case("fit-output-is-a-directory", [*FIT_TOLL, "data.csv", "-o", "a_directory"], ("is a directory",)),

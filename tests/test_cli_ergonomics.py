@@ -415,3 +415,55 @@ def test_listing_commands_import_no_torch_pyod_or_pandas(args):
             "if m in sys.modules)\nsys.stderr.write(f'HEAVY={heavy}')\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert "HEAVY=[]" in result.stderr, result.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------
+# config files through click's default_map
+
+
+def test_config_sets_any_fit_option_with_ensemble_members(runner, data_csv, tmp_path):
+    config = tmp_path / "ens.toml"
+    config.write_text('detector = ["toll", "iforest"]\ncombine = "max"\ncontamination = 0.05\nid-column = "id"\n'
+                      'exclude = ["note"]\nlabel_column = "label"\nseed = 3\n'
+                      '[params]\nepochs = 2\n[params.iforest]\nn_estimators = 11\n[params.ensemble]\nn_jobs = 1\n')
+    model = tmp_path / "ens.adscore"
+    result = run(runner, "fit", "--config", config, data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    ensemble = pyod_ae_ext.load(model)
+    assert ensemble.combine == "max" and ensemble.contamination == 0.05 and ensemble.random_state == 3
+    assert ensemble.detector_params == {"toll": {"epochs": 2}, "iforest": {"n_estimators": 11}}
+    assert ensemble.fit_info_["id_columns"] == ["id"] and ensemble.fit_info_["label_column"] == "label"
+
+
+def test_flags_win_over_the_config(runner, data_csv, tmp_path):
+    config = tmp_path / "toll.toml"
+    config.write_text('detector = "toll"\ncontamination = 0.2\nexclude = "id,note,label"\n[params]\nepochs = 2\nlam = 3\n')
+    model = tmp_path / "m.adscore"
+    result = run(runner, "fit", "--config", config, "--contamination", 0.05, "-p", "lam=0.5", data_csv, "-o", model)
+    assert result.exit_code == 0, result.output
+    toll = pyod_ae_ext.load(model)
+    assert (toll.contamination, toll.lam, toll.epochs) == (0.05, 0.5, 2)
+
+
+def test_config_for_a_scoring_command(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    config = tmp_path / "score.toml"
+    config.write_text(f'model = "{model}"\ntop = 3\nscore-name = "s"\nprobability = "unify"\n')
+    scores = frame_of(run(runner, "score", "--config", config, data_csv))
+    assert len(scores) == 3 and list(scores.columns) == ["id", "s", "is_anomaly", "anomaly_probability"]
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ('detector = "toll"\nlabel-colum = "label"\n', ["unknown key(s) label-colum", "did you mean 'label-column'"]),
+    ('detector = "toll"\ncombine = "sum"\n', ["'sum' is not one of"]),
+    ('detector = "toll"\nparams = 3\n', ["`params` must be a table"]),
+    ('detector = "toll"\n[params]\nlamda = 3\n', ["unknown parameter(s) 'lamda'", "did you mean 'lam'"]),
+])
+def test_bad_config_is_one_error_line(runner, data_csv, tmp_path, text, fragments):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    result = runner.invoke(cli, ["fit", "--config", str(config), "--exclude", "id,note,label", str(data_csv), "-o",
+                                 str(tmp_path / "m.adscore")])
+    assert result.exit_code == 2, result.output
+    assert all(fragment in result.stderr for fragment in fragments), result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "m.adscore").exists()

@@ -57,25 +57,6 @@ def complete_detector(ctx, param, incomplete):
 
 
 
-def read_config(path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            config = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ParameterError(f"cannot read config {path}: {exc}") from None
-    unknown = set(config) - {"detector", "params"}
-    if unknown:
-        raise ParameterError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                             "expected `detector = \"name\"` and a [params] table")
-    if not isinstance(config.get("params", {}), dict):
-        raise ParameterError(f"config {path}: `params` must be a table")
-    return config
-
-
 def canonical_detector(text):
     """The registered name (or PyOD class) that ``text`` names on --detector, or None."""
     from ..registry import find_detector

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ._common import data_options, echo_err, format_table, load_model, model_columns, sign_key_option, signing_key
+from ._config import config_option
 from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
@@ -40,6 +41,7 @@ def _percent(share):
 
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
               help="How many of the highest-scoring rows to explain.")
@@ -50,7 +52,8 @@ def _percent(share):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def explain(data, model, top, n_features, columns, exclude, id_columns, label_column, as_json, plot, sign_key_file):
+def explain(data, config, model, top, n_features, columns, exclude, id_columns, label_column, as_json, plot,
+            sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -70,7 +73,7 @@ def explain(data, model, top, n_features, columns, exclude, id_columns, label_co
     from ..outputs import check_output_path
 
     if plot:
-        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
+        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
@@ -118,6 +121,7 @@ def _indented(text: str) -> str:
 
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
 @click.option("--label-column", metavar="NAME",
               help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
@@ -133,8 +137,8 @@ def _indented(text: str) -> str:
 @click.option("--in-place", is_flag=True, help="Rewrite MODEL itself (atomically) with the chosen threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @sign_key_option
-def threshold(data, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm, cost_missed,
-              tolerance, output, in_place, as_json, sign_key_file):
+def threshold(data, config, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm,
+              cost_missed, tolerance, output, in_place, as_json, sign_key_file):
     """Choose the model's alarm threshold from labelled validation DATA.
 
     Every distinct score is tried as a cut point (a row is flagged when its score
@@ -161,9 +165,9 @@ def threshold(data, model, label_column, columns, exclude, id_columns, objective
         raise ParameterError("a model is a binary file, not a stream: give -o NEW_MODEL.adscore")
     target = model if in_place else output
     if output:
-        check_output_path(output, inputs=[data, model, sign_key_file])
+        check_output_path(output, inputs=[data, model, config, sign_key_file])
     elif in_place:
-        check_output_path(model, inputs=[data, sign_key_file], option="--in-place")
+        check_output_path(model, inputs=[data, config, sign_key_file], option="--in-place")
     costs_given = cost_false_alarm is not None or cost_missed is not None
     if objective == "f1" and costs_given:
         raise ParameterError("--cost-false-alarm/--cost-missed apply to --objective cost, not f1")
@@ -209,6 +213,7 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
 
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
 @click.option("--label-column", metavar="NAME",
               help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
@@ -216,7 +221,7 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def evaluate(data, model, label_column, columns, exclude, id_columns, as_json, plot, sign_key_file):
+def evaluate(data, config, model, label_column, columns, exclude, id_columns, as_json, plot, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
@@ -232,7 +237,7 @@ def evaluate(data, model, label_column, columns, exclude, id_columns, as_json, p
     from ..outputs import check_output_path
 
     if plot:
-        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
+        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
                             sign_key_file=sign_key_file)

@@ -9,6 +9,7 @@ from .. import benchmarking as bench
 from ..params import distribute, parse_assignments
 from ..registry import accepts_any_keyword
 from ._common import complete_detector, data_options, echo_err, same_detector
+from ._config import config_option, params_with_config
 from ..errors import ParameterError
 
 
@@ -35,12 +36,13 @@ def build_choices(detectors, pairs) -> list:
 
 @click.command()
 @click.argument("data")
+@config_option
 @click.option("--label-column", "-y", required=True, metavar="NAME",
               help="Column holding the true labels: 1 = anomaly, 0 = normal.")
 @click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME", shell_complete=complete_detector,
               help="Detector to compare: a registered name (`adscore plugins`) or a PyOD class path "
                    "such as pyod.models.auto_encoder:AutoEncoder. Repeatable.")
-@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",
+@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE", callback=params_with_config,
               help="Parameter for one detector (toll.lam=0.5) or, without a prefix, for every "
                    "detector that has it (epochs=20). Repeatable.")
 @click.option("--protocol", type=click.Choice(bench.PROTOCOLS), default="one-class", show_default=True,
@@ -51,7 +53,7 @@ def build_choices(detectors, pairs) -> list:
               default=bench.DEFAULT_TEST_SIZE, show_default=True, help="Fraction of rows in the test part.")
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the summary as JSON.")
-def benchmark(data, label_column, detectors, params, protocol, seeds, test_size, columns, exclude,
+def benchmark(data, config, label_column, detectors, params, protocol, seeds, test_size, columns, exclude,
               id_columns, as_json):
     """Compare detectors on labelled DATA: ROC-AUC, average precision, fit and score time.
 

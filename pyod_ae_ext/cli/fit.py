@@ -8,9 +8,10 @@ import click
 
 from ..columns import split_names
 from ..errors import ParameterError
-from ..params import distribute, parse_assignments, to_assignments
-from ._common import (build_detector, complete_detector, data_options, echo_err, fit_detector, read_config,
-                      same_detector, sign_key_option, signing_key)
+from ..params import distribute, parse_assignments
+from ._config import config_option, params_with_config
+from ._common import (build_detector, complete_detector, data_options, echo_err, fit_detector, same_detector,
+                      sign_key_option, signing_key)
 
 
 @click.command()
@@ -18,11 +19,11 @@ from ._common import (build_detector, complete_detector, data_options, echo_err,
 @click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME", shell_complete=complete_detector,
               help="Detector to fit: a name from `adscore plugins` or a PyOD class path "
                    "(pyod.models.knn.KNN). Repeat for an ensemble.")
-@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",
+@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE", callback=params_with_config,
               help="Detector parameter: KEY=VALUE for every detector that has it, DETECTOR.KEY=VALUE for "
                    "one (ensemble.KEY for the ensemble's own), e.g. -p lam=0.5 -p hidden_dims=[64,32]. "
                    "`adscore params NAME` lists them. Repeatable.")
-@click.option("--config", type=click.Path(dir_okay=False), help="TOML file with `detector` and [params].")
+@config_option
 @click.option("--combine", type=click.Choice(["mean", "max", "median", "aom", "moa", "weighted"]),
               help="With several --detector options: how the ensemble combines their scores.")
 @click.option("--normalize", type=click.Choice(["zscore", "rank", "minmax"]),
@@ -83,11 +84,10 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
 
         require_dask()
     key = signing_key(sign_key_file)
-    settings = read_config(config) if config else {}
-    names = list(detectors) or ([settings["detector"]] if "detector" in settings else [])
+    names = list(detectors)
     if not names:
         raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
-    assignments = parse_assignments([*to_assignments(settings.get("params", {})), *params])
+    assignments = parse_assignments(params)
     if len(names) > 1 or combine or normalize or weights:
         name, detector = _build_ensemble(names, assignments, combine, normalize, weights, seed, device,
                                          contamination, verbose)

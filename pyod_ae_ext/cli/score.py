@@ -6,10 +6,12 @@ import click
 from ..columns import split_names
 from ..errors import ParameterError
 from ._common import data_options, echo_err, load_model, model_columns, model_features, output_format, sign_key_option
+from ._config import config_option
 
 
 @click.command()
 @click.argument("data")
+@config_option
 @click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="Model file from `adscore fit`.")
 @data_options
 @click.option("-o", "--output", default="-", show_default=True,
@@ -38,7 +40,7 @@ from ._common import data_options, echo_err, load_model, model_columns, model_fe
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
 @sign_key_option
-def score(data, model, columns, exclude, id_columns, output, fmt, top, probability_method, score_name,
+def score(data, config, model, columns, exclude, id_columns, output, fmt, top, probability_method, score_name,
           flag_name, probability_name, batch_rows, engine, scheduler, verbose, sign_key_file):
     """Score DATA with a saved model: id columns, anomaly_score, is_anomaly, anomaly_probability.
 
@@ -65,7 +67,7 @@ def score(data, model, columns, exclude, id_columns, output, fmt, top, probabili
     from ..streaming import OutputColumns
     from ..outputs import check_output_path
 
-    inputs = [data, model, sign_key_file]
+    inputs = [data, model, config, sign_key_file]
     if engine == "dask":
         import glob
 
