@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
 from . import hookimpl
+from .observers import member_fitted
 from .validation import check_choice, check_new_data, check_number, check_training_data
 from .errors import AdscoreError, ParameterError, TrainingError
 
@@ -323,12 +324,17 @@ class Ensemble(BaseDetector):
 
     def _fit_members(self, names, members, X) -> list:
         if self.n_jobs == 1 or len(members) == 1:
-            results = [_fit_member(name, member, X) for name, member in zip(names, members)]
+            results = []
+            for name, member in zip(names, members):
+                results.append(_fit_member(name, member, X))
+                member_fitted(name, results[-1])
         else:
             from joblib import Parallel, delayed, effective_n_jobs
 
             n_jobs = min(effective_n_jobs(self.n_jobs), len(members))
             results = Parallel(n_jobs=n_jobs)(delayed(_fit_member)(n, m, X) for n, m in zip(names, members))
+            for name, result in zip(names, results):
+                member_fitted(name, result)
         for result in results:
             if isinstance(result, _MemberFailure):
                 raise _member_error(result)

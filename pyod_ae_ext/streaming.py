@@ -1045,9 +1045,9 @@ class Progress:
         self.stream.flush()
 
 
-def progress_for(source, verbose, verb="scored") -> Progress:
-    """A :class:`Progress` for ``source``: shown when stderr is a terminal or ``verbose``."""
-    enabled = bool(verbose) or bool(getattr(sys.stderr, "isatty", lambda: False)())
+def progress_for(source, verbose, verb="scored", quiet=False) -> Progress:
+    """A :class:`Progress` for ``source``: shown when stderr is a terminal or ``verbose``, never when ``quiet``."""
+    enabled = not quiet and (bool(verbose) or bool(getattr(sys.stderr, "isatty", lambda: False)()))
     return Progress(enabled, total_rows=getattr(source, "total_rows", None),
                     fraction=getattr(source, "fraction_read", None), verb=verb)
 

@@ -467,3 +467,60 @@ def test_bad_config_is_one_error_line(runner, data_csv, tmp_path, text, fragment
     assert result.exit_code == 2, result.output
     assert all(fragment in result.stderr for fragment in fragments), result.stderr
     assert "Traceback" not in result.output and not (tmp_path / "m.adscore").exists()
+
+
+# --------------------------------------------------------------------------
+# live progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_fit_draws_epoch_and_member_bars_on_a_terminal():
+    from pyod_ae_ext.cli._progress import watched_fit
+    from pyod_ae_ext.ensemble import Ensemble
+
+    X = np.random.RandomState(0).normal(size=(60, 3))
+    terminal = _Terminal()
+    with watched_fit(quiet=False, verbose=False, members=["toll", "ecod"], stream=terminal):
+        Ensemble(("toll", "ecod"), {"toll": {"epochs": 4}}, random_state=0).fit(X)
+    text = terminal.getvalue()
+    assert "toll:   0%" in text and "/4 epochs" in text  # the member's bar, cleared when it is done
+    assert "members: 100%" in text and "2/2 fitted" in text
+    single = _Terminal()
+    with watched_fit(quiet=False, verbose=False, stream=single):
+        pyod_ae_ext.make_detector("toll", epochs=4).fit(X)
+    assert "toll: 100%" in single.getvalue() and "4/4 epochs" in single.getvalue() and "loss " in single.getvalue()
+    quiet = _Terminal()
+    with watched_fit(quiet=True, verbose=False, stream=quiet):
+        pyod_ae_ext.make_detector("toll", epochs=2).fit(X)
+    assert quiet.getvalue() == ""
+
+
+def test_fit_progress_is_quiet_in_pipes_and_verbose_adds_epoch_losses(runner, data_csv, tmp_path):
+    args = ["fit", "-d", "toll", "-p", "epochs=3", "--exclude", "id,note,label", data_csv, "-o", tmp_path / "m.adscore"]
+    plain = run(runner, *args)
+    assert "%|" not in plain.stderr and "epoch 1/3" not in plain.stderr
+    verbose = run(runner, *args, "-v")
+    assert [line.split("  ")[0] for line in verbose.stderr.splitlines() if " epoch " in line] == [
+        "toll epoch 1/3", "toll epoch 2/3", "toll epoch 3/3"]
+    assert run(runner, *args, "-q", "-v").stderr == ""
+    assert pyod_ae_ext.load(tmp_path / "m.adscore").verbose is False  # -v is the command's, not the model's
+
+
+def test_benchmark_lines_are_aligned_and_quiet_is_quiet(runner, data_csv):
+    args = ["benchmark", "-y", "label", "--exclude", "id,note", "-d", "ecod", "-d", "pyod.models.knn.KNN",
+            "--seeds", 2, data_csv]
+    result = run(runner, *args)
+    lines = [line for line in result.stderr.splitlines() if "ROC-AUC" in line]
+    assert len(lines) == 4 and len({line.index("ROC-AUC") for line in lines}) == 1
+    assert run(runner, *args, "--quiet").stderr == ""
+
+
+def test_score_quiet_prints_no_notes(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    pd.read_csv(data_csv).assign(extra=1).to_csv(tmp_path / "wider.csv", index=False)
+    assert "ignoring" in run(runner, "score", "-m", model, tmp_path / "wider.csv").stderr
+    assert run(runner, "score", "-m", model, "-q", tmp_path / "wider.csv").stderr == ""

@@ -76,7 +76,7 @@ def same_detector(target, label) -> bool:
     return canonical is not None and canonical == canonical_detector(label)
 
 
-def build_detector(name, params, seed=None, device=None, contamination=None, verbose=False):
+def build_detector(name, params, seed=None, device=None, contamination=None):
     """(registered name, detector) for a single --detector; --device/--contamination must apply to it."""
     from ..registry import build_detector as build, constructor_parameters, find_detector
 
@@ -85,8 +85,7 @@ def build_detector(name, params, seed=None, device=None, contamination=None, ver
     for key, value in (("device", device), ("contamination", contamination)):
         if value is not None and key not in accepted:
             raise ParameterError(f"detector {found.label!r} has no {key!r} parameter: drop --{key}")
-    settings = {"random_state": seed, "device": device, "contamination": contamination,
-                "verbose": True if verbose else None}
+    settings = {"random_state": seed, "device": device, "contamination": contamination}
     return found.registered or found.label, build(name, params, defaults=settings)
 
 

@@ -1,15 +1,14 @@
 """``adscore benchmark``: compare detectors on the user's own labelled data."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from .. import benchmarking as bench
 from ..params import distribute, parse_assignments
 from ..registry import accepts_any_keyword
-from ._common import complete_detector, data_options, echo_err, same_detector
+from ._common import complete_detector, data_options, echo_err, echo_json, same_detector
 from ._config import config_option, params_with_config
+from ._progress import RunProgress
 from ..errors import ParameterError
 
 
@@ -53,8 +52,9 @@ def build_choices(detectors, pairs) -> list:
               default=bench.DEFAULT_TEST_SIZE, show_default=True, help="Fraction of rows in the test part.")
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the summary as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-run lines on stderr.")
 def benchmark(data, config, label_column, detectors, params, protocol, seeds, test_size, columns, exclude,
-              id_columns, as_json):
+              id_columns, as_json, quiet):
     """Compare detectors on labelled DATA: ROC-AUC, average precision, fit and score time.
 
     Each seed makes a stratified train/test split of DATA; every detector is fitted on the
@@ -75,25 +75,30 @@ def benchmark(data, config, label_column, detectors, params, protocol, seeds, te
     X, y = bench.check_labelled(table.X, table.labels, what=f"data {data}")
     bench.split_indices(y, 0, test_size)  # a clear error before any fitting
     n_anom = int(y.sum())
-    echo_err(f"benchmark on {data}: {X.shape[0]} rows x {X.shape[1]} features, {n_anom} labelled "
-             f"anomalies ({n_anom / len(y):.1%}); {bench.describe_protocol(protocol, test_size)}; "
-             f"seeds 0..{seeds - 1}")
+    if not quiet:
+        echo_err(f"benchmark on {data}: {X.shape[0]} rows x {X.shape[1]} features, {n_anom} labelled "
+                 f"anomalies ({n_anom / len(y):.1%}); {bench.describe_protocol(protocol, test_size)}; "
+                 f"seeds 0..{seeds - 1}")
+    width = max(len(c.label) for c in choices)
+    runs = RunProgress(len(choices) * seeds, quiet)
 
     def progress(record):
-        echo_err(f"  seed {record['seed']}  {record['detector']:<24} ROC-AUC {record['roc_auc']:.3f}  "
-                 f"AP {record['ap']:.3f}  fit {record['fit_s']:.2f}s  score {record['score_s']:.3f}s")
+        runs(f"  seed {record['seed']}  {record['detector']:<{width}}  ROC-AUC {record['roc_auc']:.3f}  "
+             f"AP {record['ap']:.3f}  fit {record['fit_s']:7.2f}s  score {record['score_s']:7.3f}s")
 
-    records = bench.run_benchmark(choices, X, y, range(seeds), protocol, test_size, progress=progress)
+    try:
+        records = bench.run_benchmark(choices, X, y, range(seeds), protocol, test_size, progress=progress)
+    finally:
+        runs.close()
     summary = bench.summarise(records, order=[c.label for c in choices])
     if as_json:
         params_of = {c.label: c.describe_params() for c in choices}
         for row in summary:
             row["params"] = params_of[row["detector"]]
-        payload = {
+        echo_json({
             "data": data, "n_rows": int(X.shape[0]), "n_features": int(X.shape[1]),
             "n_anomalies": n_anom, "protocol": protocol, "test_size": test_size,
             "seeds": list(range(seeds)), "summary": summary, "runs": records,
-        }
-        click.echo(json.dumps(payload, indent=2))
+        })
         return
     click.echo(bench.format_summary(summary))

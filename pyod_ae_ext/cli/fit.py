@@ -10,6 +10,7 @@ from ..columns import split_names
 from ..errors import ParameterError
 from ..params import distribute, parse_assignments
 from ._config import config_option, params_with_config
+from ._progress import watched_fit
 from ._common import (build_detector, complete_detector, data_options, echo_err, fit_detector, same_detector,
                       sign_key_option, signing_key)
 
@@ -35,7 +36,10 @@ from ._common import (build_detector, complete_detector, data_options, echo_err,
 @click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
-@click.option("--verbose", "-v", is_flag=True, help="Show training progress on stderr.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print each epoch's loss (and validation loss) on stderr, in pipes too.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar and no notes on stderr (the bar is shown only on a terminal anyway).")
 @click.option("--sample", type=click.IntRange(min=2), metavar="N",
               help="Fit on a random sample of N rows drawn in one pass over DATA (seeded by --seed), "
                    "so DATA may be larger than memory.")
@@ -47,7 +51,8 @@ from ._common import (build_detector, complete_detector, data_options, echo_err,
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
-        label_column, contamination, seed, device, verbose, sample, engine, scheduler, output, sign_key_file):
+        label_column, contamination, seed, device, verbose, quiet, sample, engine, scheduler, output,
+        sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     The id (--id-column), excluded (--exclude) and label (--label-column) columns are
@@ -90,38 +95,41 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     assignments = parse_assignments(params)
     if len(names) > 1 or combine or normalize or weights:
         name, detector = _build_ensemble(names, assignments, combine, normalize, weights, seed, device,
-                                         contamination, verbose)
+                                         contamination)
     else:
         saveable(names[0])
         own = distribute(assignments, names, {names[0]: None}, same_detector)[names[0]]
-        name, detector = build_detector(names[0], own, seed, device, contamination, verbose)
+        name, detector = build_detector(names[0], own, seed, device, contamination)
+    members = list(detector.detectors) if name == "ensemble" else None
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")
+    note = (lambda message: None) if quiet else echo_err
     sampled = None
     not_features = [*exclude, *([label_column] if label_column else [])]
     if sample is None:
         table = select_training_table(read_frame(data), columns, not_features, id_columns)
         X, feature_names = table.X, table.feature_names
-        echo_err(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
+        note(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
     else:
         from ..streaming import sample_file
 
         X, feature_names, sampled = sample_file(data, sample, seed, columns, not_features, id_columns,
-                                                verbose)
-        echo_err(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x "
+                                                verbose and not quiet)
+        note(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x "
                  f"{X.shape[1]} features (seed {sampled['seed']}) ...")
     if engine == "dask":
         from ..dask import joblib_on_dask
 
         if not any(a.target and a.target.strip().lower() == "ensemble" and a.key == "n_jobs" for a in assignments):
             detector.n_jobs = -1  # every member at once, as far as the cluster's threads go
-        with joblib_on_dask(scheduler, note=echo_err):
+        with joblib_on_dask(scheduler, note=note), watched_fit(quiet, verbose, members):
             started = time.perf_counter()  # the fit, not the cluster's start
             fit_detector(name, detector, X)
     else:
-        started = time.perf_counter()
-        fit_detector(name, detector, X)
+        with watched_fit(quiet, verbose, members):
+            started = time.perf_counter()
+            fit_detector(name, detector, X)
     seconds = time.perf_counter() - started
     detector.feature_names_in_ = np.asarray(feature_names, dtype=object)
     if sampled is not None:
@@ -129,13 +137,13 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     detector.fit_info_ = fit_record(detector, X.shape[0], seconds, exclude, id_columns, label_column)
     save_detector(detector, output, signing_key=key)
     flagged = int(np.sum(detector.labels_))
-    echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
+    note(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
              f"{len(detector.labels_)} training rows; saved {output}")
     if sampled is not None and sampled["rows"] < sampled["of"]:
-        echo_err(f"fitted on a random sample of {sampled['rows']} of {sampled['of']} rows "
+        note(f"fitted on a random sample of {sampled['rows']} of {sampled['of']} rows "
                  f"(seed {sampled['seed']})")
     elif sampled is not None:
-        echo_err(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
+        note(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
 
 
 def fit_record(detector, n_rows, seconds, exclude, id_columns, label_column) -> dict:
@@ -165,7 +173,7 @@ def saveable(name) -> str:
     return found.registered
 
 
-def _build_ensemble(names, assignments, combine, normalize, weights, seed, device, contamination, verbose):
+def _build_ensemble(names, assignments, combine, normalize, weights, seed, device, contamination):
     """An Ensemble from `fit` options; --param prefixes name a member or `ensemble`."""
     from ..registry import build_detector as build, get_registry
 
@@ -183,8 +191,6 @@ def _build_ensemble(names, assignments, combine, normalize, weights, seed, devic
     for member in members:
         if device is not None and "device" in accepted[member]:
             given[member].setdefault("device", device)
-        if verbose and "verbose" in accepted[member]:
-            given[member].setdefault("verbose", True)
     if device is not None and not any("device" in accepted[m] for m in members):
         raise ParameterError("--device applies to autoencoder detectors, and no member is one")
     if weights is not None:

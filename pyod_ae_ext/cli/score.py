@@ -39,9 +39,11 @@ from ._config import config_option
 @click.option("--scheduler", metavar="ADDRESS",
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no notes on stderr.")
 @sign_key_option
 def score(data, config, model, columns, exclude, id_columns, output, fmt, top, probability_method, score_name,
-          flag_name, probability_name, batch_rows, engine, scheduler, verbose, sign_key_file):
+          flag_name, probability_name, batch_rows, engine, scheduler, verbose, quiet,
+          sign_key_file):
     """Score DATA with a saved model: id columns, anomaly_score, is_anomaly, anomaly_probability.
 
     The model's feature columns are taken by name (missing ones are an error, extra
@@ -80,6 +82,7 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
         from ..dask import require_dask
 
         require_dask()
+    note = (lambda message: None) if quiet else echo_err
     names = OutputColumns(score_name, flag_name, probability_name, probability_method)
     names.check(split_names(id_columns))
     detector = load_model(model, sign_key_file)
@@ -92,17 +95,17 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
             names.check(chosen.id_columns)
             return chosen
 
-        with scored_files(detector, data, features, scheduler=scheduler, note=echo_err,
+        with scored_files(detector, data, features, scheduler=scheduler, note=note,
                           columns_for=columns_for) as scored:
-            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose), names)
+            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose, quiet=quiet), names)
         return
     with streaming.open_source(data) as source:
         chosen = model_columns(detector, source.columns, columns, exclude, id_columns)
-        ids = streaming.scoring_columns(source.columns, features, chosen.id_columns, note=echo_err,
+        ids = streaming.scoring_columns(source.columns, features, chosen.id_columns, note=note,
                                         known_unused=chosen.known_unused)
         names.check(ids)
         batches = streaming.prefetch(streaming.iter_batches(source, features, ids, batch_rows))
-        scored = streaming.score_batches(detector, batches, note=echo_err)
-        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose), names)
+        scored = streaming.score_batches(detector, batches, note=note)
+        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose, quiet=quiet), names)
 
 
