@@ -524,3 +524,43 @@ def test_score_quiet_prints_no_notes(runner, data_csv, tmp_path):
     pd.read_csv(data_csv).assign(extra=1).to_csv(tmp_path / "wider.csv", index=False)
     assert "ignoring" in run(runner, "score", "-m", model, tmp_path / "wider.csv").stderr
     assert run(runner, "score", "-m", model, "-q", tmp_path / "wider.csv").stderr == ""
+
+
+# --------------------------------------------------------------------------
+# stable JSON
+
+
+def test_every_json_output_has_the_schema_version_and_shared_keys(runner, data_csv, tmp_path):
+    model = fit_remembering(runner, data_csv, tmp_path)
+    outputs = {
+        "info": ["info", "--json", model],
+        "plugins": ["plugins", "--json"],
+        "params": ["params", "toll", "--json"],
+        "explain": ["explain", "-m", model, "--top", 3, "--json", data_csv],
+        "evaluate": ["evaluate", "-m", model, "--json", data_csv],
+        "threshold": ["threshold", "-m", model, "--json", data_csv],
+        "benchmark": ["benchmark", "-y", "label", "--exclude", "id,note", "-d", "ecod", "--seeds", 1, "--json",
+                      data_csv],
+    }
+    payloads = {name: json.loads(run(runner, *args).stdout) for name, args in outputs.items()}
+    assert all(payload["schema_version"] == 1 for payload in payloads.values())
+    for name in ("info", "explain", "evaluate", "threshold"):
+        assert payloads[name]["detector"] == "toll" and payloads[name]["model"] == str(model), name
+    for name in ("explain", "evaluate", "threshold", "benchmark"):
+        assert payloads[name]["n_rows"] == 80, name
+    row = payloads["explain"]["rows"][0]
+    assert {"row", "id", "anomaly_score", "is_anomaly", "features"} <= set(row) and "score" not in row
+    chosen = payloads["threshold"]["chosen"]
+    assert {"threshold", "n_flagged", "precision", "recall", "f1"} <= set(chosen) and "alarms" not in chosen
+    assert {"roc_auc", "average_precision", "threshold", "n_flagged"} <= set(payloads["evaluate"])
+    run_keys = set(payloads["benchmark"]["runs"][0])
+    assert {"roc_auc", "average_precision", "fit_seconds", "score_seconds"} <= run_keys and "ap" not in run_keys
+    assert {"average_precision_mean", "fit_seconds_std"} <= set(payloads["benchmark"]["summary"][0])
+
+
+def test_readme_documents_the_json_schema():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for key in ("schema_version", "anomaly_score", "is_anomaly", "average_precision", "n_flagged"):
+        assert f"`{key}`" in readme, key

@@ -147,6 +147,12 @@ def model_features(detector):
     return [str(n) for n in names]
 
 
+def registered_name(detector) -> str:
+    from ..registry import get_registry
+
+    return get_registry().name_of(detector) or type(detector).__name__
+
+
 def model_columns(detector, header, columns=(), exclude=(), id_columns=(), label_column=None,
                   need_label=False):
     """The columns a scoring command uses on data with ``header``: flags, else what the model remembers."""

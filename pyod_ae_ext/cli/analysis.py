@@ -4,12 +4,13 @@ The logic lives in :mod:`pyod_ae_ext.analysis`.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from ._common import data_options, echo_err, format_table, load_model, model_columns, sign_key_option, signing_key
+from . import _schema as schema
+from ._common import (data_options, echo_err, echo_json, format_table, load_model, model_columns, registered_name,
+                      sign_key_option, signing_key)
 from ._config import config_option
 from ..errors import ParameterError
 
@@ -85,7 +86,7 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
         plot_report(plot, scores, result["threshold"], labels=labels, heat=heat,
                     title=f"{result['detector']} on {Path(data).name}")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(schema.explanation(result, model, data))
     else:
         _print_explanation(result)
     if plot:
@@ -185,9 +186,10 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
                               "threshold_source": _threshold_source(objective, a, b, tolerance, data, len(scores))}
         save_detector(detector, target, signing_key=signing_key(sign_key_file))
     if as_json:
-        click.echo(json.dumps({"chosen": choice.as_dict(), "previous": previous.as_dict(),
-                               "cost_false_alarm": a, "cost_missed": b,
-                               "written": str(target) if target else None}, indent=2))
+        echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector),
+                   "n_rows": int(len(scores)), "chosen": schema.threshold_choice(choice.as_dict()),
+                   "previous": schema.threshold_choice(previous.as_dict()), "cost_false_alarm": a,
+                   "cost_missed": b, "written": str(target) if target else None})
         return
     what = "F1" if objective == "f1" else f"cost ({a:g} per false alarm + {b:g} per missed anomaly)"
     tol = f", tolerance {tolerance} rows" if tolerance else ""
@@ -256,7 +258,7 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, as
         plot_report(plot, scores, detector.threshold_, labels=table.labels, heat=heat,
                     title=f"{Path(model).name} on {Path(data).name}")
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
     else:
         click.echo(f"{metrics['n_rows']} rows, {metrics['n_anomalies']} labelled anomalies")
         click.echo(f"ROC-AUC            {metrics['roc_auc']:.4f}")

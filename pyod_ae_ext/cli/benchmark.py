@@ -6,6 +6,7 @@ import click
 from .. import benchmarking as bench
 from ..params import distribute, parse_assignments
 from ..registry import accepts_any_keyword
+from . import _schema as schema
 from ._common import complete_detector, data_options, echo_err, echo_json, same_detector
 from ._config import config_option, params_with_config
 from ._progress import RunProgress
@@ -98,7 +99,8 @@ def benchmark(data, config, label_column, detectors, params, protocol, seeds, te
         echo_json({
             "data": data, "n_rows": int(X.shape[0]), "n_features": int(X.shape[1]),
             "n_anomalies": n_anom, "protocol": protocol, "test_size": test_size,
-            "seeds": list(range(seeds)), "summary": summary, "runs": records,
+            "seeds": list(range(seeds)), "summary": schema.benchmark_rows(summary),
+            "runs": schema.benchmark_rows(records),
         })
         return
     click.echo(bench.format_summary(summary))

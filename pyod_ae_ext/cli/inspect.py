@@ -118,7 +118,7 @@ def info(model, as_json, sign_key_file):
     detector = load_detector(model, signing_key=key)  # every check a load makes: info never vouches for a bad file
     training = training_summary(detector)
     if as_json:
-        echo_json({**meta, "training": training})
+        echo_json({"model": str(model), **meta, "training": training})
         return
     fit_info = meta.get("fit_info") or {}
     features = meta.get("feature_names") or []
