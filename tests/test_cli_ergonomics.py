@@ -233,7 +233,8 @@ def test_fit_refuses_an_unregistered_pyod_class_before_fitting(runner, data_csv,
 
 
 def test_verbose_works_for_detectors_without_a_verbose_parameter(runner, data_csv, tmp_path):
-    result = run(runner, "fit", "-d", "ecod", "-v", "--exclude", "id,note,label", data_csv, "-o", tmp_path / "e.adscore")
+    result = run(runner, "fit", "-d", "ecod", "-v", "--exclude", "id,note,label", data_csv,
+                 "-o", tmp_path / "e.adscore")
     assert result.exit_code == 0, result.output
 
 
@@ -437,7 +438,8 @@ def test_config_sets_any_fit_option_with_ensemble_members(runner, data_csv, tmp_
 
 def test_flags_win_over_the_config(runner, data_csv, tmp_path):
     config = tmp_path / "toll.toml"
-    config.write_text('detector = "toll"\ncontamination = 0.2\nexclude = "id,note,label"\n[params]\nepochs = 2\nlam = 3\n')
+    config.write_text('detector = "toll"\ncontamination = 0.2\nexclude = "id,note,label"\n'
+                      '[params]\nepochs = 2\nlam = 3\n')
     model = tmp_path / "m.adscore"
     result = run(runner, "fit", "--config", config, "--contamination", 0.05, "-p", "lam=0.5", data_csv, "-o", model)
     assert result.exit_code == 0, result.output

@@ -140,6 +140,7 @@ def load_model(model, key_file=None):
 
     return load_detector(model, signing_key=signing_key(key_file))
 
+
 def model_features(detector):
     names = getattr(detector, "feature_names_in_", None)
     if names is None:
@@ -148,6 +149,7 @@ def model_features(detector):
 
 
 def registered_name(detector) -> str:
+    """The detector's registered name (its class name when it is not registered)."""
     from ..registry import get_registry
 
     return get_registry().name_of(detector) or type(detector).__name__

@@ -1,6 +1,7 @@
 """``adscore fit``: fit a detector or an ensemble and save it."""
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timezone
 
@@ -75,7 +76,6 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     """
     import numpy as np
 
-    from ..data import read_frame, select_training_table
     from ..outputs import check_output_path
     from ..persistence import save_detector
 
@@ -89,61 +89,70 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
 
         require_dask()
     key = signing_key(sign_key_file)
-    names = list(detectors)
-    if not names:
-        raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
     assignments = parse_assignments(params)
-    if len(names) > 1 or combine or normalize or weights:
-        name, detector = _build_ensemble(names, assignments, combine, normalize, weights, seed, device,
-                                         contamination)
-    else:
-        saveable(names[0])
-        own = distribute(assignments, names, {names[0]: None}, same_detector)[names[0]]
-        name, detector = build_detector(names[0], own, seed, device, contamination)
-    members = list(detector.detectors) if name == "ensemble" else None
+    name, detector = _detector_from_options(detectors, assignments, combine, normalize, weights, seed, device,
+                                            contamination)
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")
     note = (lambda message: None) if quiet else echo_err
-    sampled = None
-    not_features = [*exclude, *([label_column] if label_column else [])]
-    if sample is None:
-        table = select_training_table(read_frame(data), columns, not_features, id_columns)
-        X, feature_names = table.X, table.feature_names
-        note(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
-    else:
-        from ..streaming import sample_file
-
-        X, feature_names, sampled = sample_file(data, sample, seed, columns, not_features, id_columns,
-                                                verbose and not quiet)
-        note(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x "
-                 f"{X.shape[1]} features (seed {sampled['seed']}) ...")
-    if engine == "dask":
-        from ..dask import joblib_on_dask
-
-        if not any(a.target and a.target.strip().lower() == "ensemble" and a.key == "n_jobs" for a in assignments):
-            detector.n_jobs = -1  # every member at once, as far as the cluster's threads go
-        with joblib_on_dask(scheduler, note=note), watched_fit(quiet, verbose, members):
-            started = time.perf_counter()  # the fit, not the cluster's start
-            fit_detector(name, detector, X)
-    else:
-        with watched_fit(quiet, verbose, members):
-            started = time.perf_counter()
-            fit_detector(name, detector, X)
+    X, feature_names, sampled = _training_data(data, name, sample, seed, columns, exclude, id_columns, label_column,
+                                               verbose and not quiet, note)
+    members = list(detector.detectors) if name == "ensemble" else None
+    with _fitting_engine(engine, scheduler, detector, assignments, note), watched_fit(quiet, verbose, members):
+        started = time.perf_counter()  # the fit, not a cluster's start
+        fit_detector(name, detector, X)
     seconds = time.perf_counter() - started
     detector.feature_names_in_ = np.asarray(feature_names, dtype=object)
     if sampled is not None:
         detector.fit_sample_ = sampled
     detector.fit_info_ = fit_record(detector, X.shape[0], seconds, exclude, id_columns, label_column)
     save_detector(detector, output, signing_key=key)
-    flagged = int(np.sum(detector.labels_))
-    note(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {flagged} of "
-             f"{len(detector.labels_)} training rows; saved {output}")
+    note(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags {int(np.sum(detector.labels_))} "
+         f"of {len(detector.labels_)} training rows; saved {output}")
     if sampled is not None and sampled["rows"] < sampled["of"]:
-        note(f"fitted on a random sample of {sampled['rows']} of {sampled['of']} rows "
-                 f"(seed {sampled['seed']})")
+        note(f"fitted on a random sample of {sampled['rows']} of {sampled['of']} rows (seed {sampled['seed']})")
     elif sampled is not None:
         note(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
+
+
+def _detector_from_options(names, assignments, combine, normalize, weights, seed, device, contamination):
+    """(registered name, unfitted detector): one detector, or an ensemble of several."""
+    if not names:
+        raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
+    if len(names) > 1 or combine or normalize or weights:
+        return _build_ensemble(list(names), assignments, combine, normalize, weights, seed, device, contamination)
+    saveable(names[0])
+    own = distribute(assignments, list(names), {names[0]: None}, same_detector)[names[0]]
+    return build_detector(names[0], own, seed, device, contamination)
+
+
+def _training_data(data, name, sample, seed, columns, exclude, id_columns, label_column, verbose, note):
+    """(X, feature names, sample description or None) from DATA, all of it or a --sample of it."""
+    from ..data import read_frame, select_training_table
+
+    if sample is None:
+        table = select_training_table(read_frame(data), columns, exclude, id_columns, label_column=label_column)
+        note(f"fitting {name} on {table.X.shape[0]} rows x {table.X.shape[1]} features ...")
+        return table.X, table.feature_names, None
+    from ..streaming import sample_file
+
+    not_features = [*exclude, *([label_column] if label_column else [])]
+    X, feature_names, sampled = sample_file(data, sample, seed, columns, not_features, id_columns, verbose)
+    note(f"fitting {name} on a random sample of {sampled['rows']} of {sampled['of']} rows x {X.shape[1]} "
+         f"features (seed {sampled['seed']}) ...")
+    return X, feature_names, sampled
+
+
+def _fitting_engine(engine, scheduler, detector, assignments, note):
+    """Where the fit runs: here, or (ensemble members) on a Dask cluster through joblib."""
+    if engine != "dask":
+        return contextlib.nullcontext()
+    from ..dask import joblib_on_dask
+
+    if not any(a.target and a.target.strip().lower() == "ensemble" and a.key == "n_jobs" for a in assignments):
+        detector.n_jobs = -1  # every member at once, as far as the cluster's threads go
+    return joblib_on_dask(scheduler, note=note)
 
 
 def fit_record(detector, n_rows, seconds, exclude, id_columns, label_column) -> dict:

@@ -97,7 +97,8 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
 
         with scored_files(detector, data, features, scheduler=scheduler, note=note,
                           columns_for=columns_for) as scored:
-            streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(None, verbose, quiet=quiet), names)
+            progress = streaming.progress_for(None, verbose, quiet=quiet)
+            streaming.write_results(scored, output, fmt, detector, top, progress, names)
         return
     with streaming.open_source(data) as source:
         chosen = model_columns(detector, source.columns, columns, exclude, id_columns)
@@ -106,6 +107,7 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
         names.check(ids)
         batches = streaming.prefetch(streaming.iter_batches(source, features, ids, batch_rows))
         scored = streaming.score_batches(detector, batches, note=note)
-        streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose, quiet=quiet), names)
+        progress = streaming.progress_for(source, verbose, quiet=quiet)
+        streaming.write_results(scored, output, fmt, detector, top, progress, names)
 
 
