@@ -50,5 +50,7 @@ def register_commands(cli):
     """Add commands to the ``adscore`` command line.
 
     ``cli`` is the top-level :class:`click.Group`; call ``cli.add_command(...)``
-    or use ``@cli.command()`` to attach new sub-commands.
+    or use ``@cli.command()`` to attach new sub-commands. The built-in commands are
+    added through this hook too (:mod:`pyod_ae_ext.cli.builtin`), the first time the
+    group lists or looks up its commands.
     """
