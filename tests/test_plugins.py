@@ -1,4 +1,5 @@
 """The plugin system: third-party distributions, broken plugins, name clashes."""
+import json
 import os
 import subprocess
 import sys
@@ -53,6 +54,12 @@ def test_third_party_plugin_is_listed_fits_and_scores(installed_plugin, tmp_path
 
     hello = adscore("example-hello", pythonpath=[installed_plugin], cwd=tmp_path)
     assert hello.stdout.strip() == "hello from adscore-example-plugin"
+
+    # a plugin's engine family: its own parameters and the engine's, with the engine's docstring
+    params = adscore("params", "shrinking-noise-ae", "--json", pythonpath=[installed_plugin], cwd=tmp_path)
+    assert params.returncode == 0, params.stderr
+    described = {p["name"]: p for p in json.loads(params.stdout)["parameters"]}
+    assert described["epochs"]["description"] == "Passes over the training data."
 
 
 def test_a_third_party_autoencoder_family_passes_the_contract_kit(installed_plugin):
