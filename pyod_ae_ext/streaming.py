@@ -985,8 +985,9 @@ def write_results(scored, output, fmt, detector, top=None, progress=None,
 class Progress:
     """Rows done, rows per second and, when the size is known, time left; on stderr.
 
-    On a terminal one line is rewritten in place a few times a second; otherwise
-    (``-v`` into a log) a line is printed every ``interval`` seconds.
+    On a terminal a tqdm bar (percentage and ETA when the size is known, else a row
+    count) is redrawn a few times a second; otherwise (``-v`` into a log) a line is
+    printed every ``interval`` seconds.
 
     Parameters
     ----------
@@ -995,16 +996,19 @@ class Progress:
         Rows in the input (Parquet metadata), for the time left.
     fraction : callable or None
         Share of the input read so far (bytes of a CSV file), used when ``total_rows`` is None.
+    interval : float or None
+        Seconds between updates (default 0.25 on a terminal, 10 otherwise).
     """
 
-    def __init__(self, enabled, total_rows=None, fraction=None, verb="scored", stream=None, interval=10.0):
+    def __init__(self, enabled, total_rows=None, fraction=None, verb="scored", stream=None, interval=None):
         self.enabled = enabled
         self.total_rows, self.fraction, self.verb = total_rows, fraction, verb
         self.stream = stream if stream is not None else sys.stderr
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 0.25 if self.interactive else interval
+        self.interval = interval if interval is not None else (0.25 if self.interactive else 10.0)
         self.started = time.perf_counter()
         self._last = self.started
+        self._bar = None
 
     def update(self, rows: int) -> None:
         if not self.enabled:
@@ -1013,36 +1017,54 @@ class Progress:
         if now - self._last < self.interval:
             return
         self._last = now
-        self._show(self._line(rows, now), final=False)
+        if self.interactive:
+            self._draw(rows, now)
+        else:
+            self.stream.write(self._line(rows, now) + "\n")
+            self.stream.flush()
 
     def finish(self, rows: int) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
+        if self._bar is not None:
+            if self._bar.total:
+                self._bar.n = 1.0
+            self._bar.close()
         seconds = now - self.started
-        self._show(f"{self.verb} {rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)",
-                   final=True)
+        self.stream.write(f"{self.verb} {rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)\n")
+        self.stream.flush()
+
+    def _done(self, rows):
+        """Share of the input done, or None when the size is unknown."""
+        if self.total_rows:
+            return min(rows / self.total_rows, 1.0)
+        return self.fraction() if self.fraction is not None else None
 
     def _line(self, rows, now) -> str:
         seconds = max(now - self.started, 1e-9)
-        rate = rows / seconds
-        text = f"{self.verb} {rows:,} rows, {rate:,.0f} rows/s"
-        done = None
-        if self.total_rows:
-            done = rows / self.total_rows
-        elif self.fraction is not None:
-            done = self.fraction()
+        text = f"{self.verb} {rows:,} rows, {rows / seconds:,.0f} rows/s"
+        done = self._done(rows)
         if done:
             left = seconds * (1 - done) / done
             text += f", {100 * done:.0f}%, ETA {int(left // 60)}:{int(left % 60):02d}"
         return text
 
-    def _show(self, text, final) -> None:
-        if self.interactive:
-            self.stream.write("\r" + text + "\x1b[K" + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+    def _draw(self, rows, now) -> None:
+        from tqdm import tqdm
+
+        done = self._done(rows)
+        if self._bar is None:
+            sized = done is not None
+            self._bar = tqdm(total=1.0 if sized else None, file=self.stream, dynamic_ncols=True, desc=self.verb,
+                             bar_format=("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if sized
+                                         else "{desc} [{elapsed}{postfix}]"))
+            self._bar.start_t = time.time() - (now - self.started)  # tqdm's clock: the time since we began
+        rate = rows / max(now - self.started, 1e-9)
+        self._bar.set_postfix_str(f"{rows:,} rows, {rate:,.0f} rows/s", refresh=False)
+        if done is not None:
+            self._bar.n = done
+        self._bar.refresh()
 
 
 def progress_for(source, verbose, verb="scored", quiet=False) -> Progress:

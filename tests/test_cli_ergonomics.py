@@ -566,3 +566,20 @@ def test_readme_documents_the_json_schema():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for key in ("schema_version", "anomaly_score", "is_anomaly", "average_precision", "n_flagged"):
         assert f"`{key}`" in readme, key
+
+
+@pytest.mark.parametrize("size", [{"total_rows": 1000}, {"fraction": lambda: 0.5}, {}])
+def test_scoring_progress_is_a_bar_on_a_terminal(size):
+    from pyod_ae_ext.streaming import Progress
+
+    terminal = _Terminal()
+    progress = Progress(True, stream=terminal, interval=0, **size)
+    progress.update(500)
+    progress.finish(1000)
+    text = terminal.getvalue()
+    assert "500 rows" in text and "rows/s" in text and text.endswith("scored 1,000 rows in 0.0s (" + text.split("(")[-1])
+    if size:
+        assert "50%|" in text and "<" in text  # percentage and time left
+    quiet = _Terminal()
+    Progress(False, stream=quiet, total_rows=10).finish(10)
+    assert quiet.getvalue() == ""
