@@ -10,7 +10,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
-from pyod_ae_ext.nets import ACTIVATIONS, AutoEncoderNet
+from pyod_ae_ext.nets import ACTIVATIONS, EncoderDecoder
 from pyod_ae_ext.optim import FlatAdam
 from pyod_ae_ext.training import Callback
 
@@ -41,7 +41,7 @@ class RandomFourierFeatures(nn.Module):
 class AE1SVMNet(nn.Module):
     """Autoencoder, RFF map of its code and the linear one-class SVM ``(w, rho)`` on it."""
 
-    def __init__(self, autoencoder: AutoEncoderNet, latent_dim: int, n_features_rff: int, gamma: float,
+    def __init__(self, autoencoder: EncoderDecoder, latent_dim: int, n_features_rff: int, gamma: float,
                  code_activation: str = "identity"):
         super().__init__()
         self.encoder = autoencoder.encoder
@@ -184,8 +184,8 @@ class DeepOCSVM(AutoEncoderDetector):
         check_choice("code_activation", self.code_activation, sorted(ACTIVATIONS))
 
     def build_network(self, n_features):
-        autoencoder = AutoEncoderNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
-                                     self.dropout, self.batch_norm)
+        autoencoder = EncoderDecoder(self.make_encoder(n_features, self.latent_dim),
+                                     self.make_decoder(self.latent_dim, n_features))
         gamma = 1.0 if self.gamma == "auto" else float(self.gamma)
         return AE1SVMNet(autoencoder, self.latent_dim, int(self.n_features_rff), gamma, self.code_activation)
 

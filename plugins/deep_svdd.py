@@ -8,7 +8,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
-from pyod_ae_ext.nets import AutoEncoderNet, mlp
+from pyod_ae_ext.nets import EncoderDecoder
 from pyod_ae_ext.training import Callback, EarlyStopping, TrainingLoop
 
 # Bounded activations let the network saturate to a constant map (Ruff et al., Prop. 3).
@@ -18,10 +18,9 @@ _BOUNDED_ACTIVATIONS = ("tanh", "sigmoid")
 class DeepSVDDNet(nn.Module):
     """Bias-free encoder ``phi(x; W)`` with the fixed centre ``c`` and radius ``R`` as buffers."""
 
-    def __init__(self, n_features, hidden_dims, latent_dim, activation, dropout, batch_norm):
+    def __init__(self, encoder, latent_dim):
         super().__init__()
-        # bias=False also makes BatchNorm non-affine (no learnt shift): no bias terms anywhere.
-        self.encoder = mlp([n_features, *hidden_dims, latent_dim], activation, dropout, batch_norm, bias=False)
+        self.encoder = encoder
         self.register_buffer("center", torch.zeros(latent_dim))
         self.register_buffer("radius", torch.zeros(()))
 
@@ -111,8 +110,8 @@ class DeepSVDD(AutoEncoderDetector):
                                  f"to a constant map (Ruff et al. 2018, Prop. 3); use e.g. 'leaky_relu' or 'relu'")
 
     def build_network(self, n_features):
-        return DeepSVDDNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
-                           self.dropout, self.batch_norm)
+        # bias=False also makes BatchNorm non-affine (no learnt shift): no bias terms anywhere.
+        return DeepSVDDNet(self.make_encoder(n_features, self.latent_dim, bias=False), self.latent_dim)
 
     # ---- training -----------------------------------------------------------
 
@@ -127,9 +126,9 @@ class DeepSVDD(AutoEncoderDetector):
 
     def _pretrain(self, loop):
         """Train ``encoder`` as the encoder of a bias-free autoencoder (own optimiser and shuffling)."""
-        autoencoder = AutoEncoderNet(self.n_features_in_, self.hidden_widths(), self.latent_dim, self.activation,
-                                     self.dropout, self.batch_norm, bias=False).to(loop.train.device)
-        autoencoder.encoder = loop.net.encoder  # shared module: pretraining updates the SVDD network
+        # the encoder is shared: pretraining updates the SVDD network
+        decoder = self.make_decoder(self.latent_dim, self.n_features_in_, bias=False).to(loop.train.device)
+        autoencoder = EncoderDecoder(loop.net.encoder, decoder)
         pretraining = TrainingLoop(self, autoencoder, loop.train,
                                    loss=lambda net, batch: self.batch_loss(net, batch, row_loss=_reconstruction_loss))
         try:

@@ -10,7 +10,6 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_number
 from pyod_ae_ext.errors import ParameterError
-from pyod_ae_ext.nets import mlp
 from pyod_ae_ext.training import Callback, EarlyStopping
 
 
@@ -37,16 +36,14 @@ class KSparseNet(nn.Module):
     ``forward(x, support)`` returns ``(sparse code h, reconstruction)``.
     """
 
-    def __init__(self, n_features, hidden_dims, latent_dim, activation="relu", dropout=0.0,
-                 batch_norm=False, tied=True):
+    def __init__(self, encoder, decoder, n_features, latent_dim):
         super().__init__()
-        widths = [n_features, *hidden_dims]
-        self.tied = tied
-        self.encoder = mlp([*widths, latent_dim], activation, dropout, batch_norm)
-        if tied:  # x_hat = W h + b' with W the encoder's weight (paper, section 2)
+        self.tied = decoder is None
+        self.encoder = encoder
+        if self.tied:  # x_hat = W h + b' with W the encoder's weight (paper, section 2)
             self.decoder_bias = nn.Parameter(torch.zeros(n_features))
         else:
-            self.decoder = mlp([latent_dim, *reversed(widths)], activation, dropout, batch_norm)
+            self.decoder = decoder
         self.support = latent_dim
 
     def decode(self, h):
@@ -122,6 +119,9 @@ class KSparseAE(AutoEncoderDetector):
         check_number("sparsity_schedule", self.sparsity_schedule, 0, 1)
         if not isinstance(self.tied, bool):
             raise ParameterError(f"tied must be True or False, got {self.tied!r}")
+        if self.tied and self.backbone != "mlp":
+            raise ParameterError(f"tied=True ties the decoder to a single linear encoder layer and needs "
+                                 f"backbone='mlp', got backbone={self.backbone!r}; set tied=False")
         if self.tied and self.hidden_widths():
             raise ParameterError(f"tied=True is the paper's single-layer model and needs hidden_dims=(), "
                                  f"got hidden_dims={self.hidden_dims!r}; set tied=False for a deep encoder")
@@ -132,8 +132,8 @@ class KSparseAE(AutoEncoderDetector):
         return min(self.latent_dim, _round_half_up(self.alpha * self.k))
 
     def build_network(self, n_features):
-        net = KSparseNet(n_features, self.hidden_widths(), self.latent_dim, self.activation, self.dropout,
-                         self.batch_norm, self.tied)
+        decoder = None if self.tied else self.make_decoder(self.latent_dim, n_features)
+        net = KSparseNet(self.make_encoder(n_features, self.latent_dim), decoder, n_features, self.latent_dim)
         net.support = self.k
         return net
 

@@ -12,7 +12,6 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import DataError
-from pyod_ae_ext.nets import mlp
 from pyod_ae_ext.training import Callback
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -36,23 +35,21 @@ class VAENet(nn.Module):
     per-sample variance, by one raw variance column per feature.
     """
 
-    def __init__(self, n_features, hidden_dims, latent_dim, activation="relu", dropout=0.0,
-                 batch_norm=False, likelihood="gaussian", variance="feature", min_variance=1e-3):
+    def __init__(self, encoder, decoder, n_features, latent_dim, likelihood="gaussian", variance="feature",
+                 min_variance=1e-3):
         super().__init__()
         self.n_features = n_features
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.variance = variance
         self.min_variance = min_variance
-        widths = [n_features, *hidden_dims]
         per_sample = likelihood == "gaussian" and variance == "sample"
-        self.encoder = mlp([*widths, 2 * latent_dim], activation, dropout, batch_norm)
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), n_features * (2 if per_sample else 1)],
-                           activation, dropout, batch_norm)
+        self.encoder = encoder
+        self.decoder = decoder
         if likelihood == "gaussian" and variance == "feature":
             # set at the end of fitting to the maximum-likelihood value (VAE._set_feature_variance)
             self.register_buffer("feature_variance", torch.ones(n_features))
-        elif per_sample:
+        elif per_sample and isinstance(self.decoder[-1], nn.Linear):
             # bias the variance column so the initial variances are about 1
             last = self.decoder[-1]
             with torch.no_grad():
@@ -221,8 +218,10 @@ class VAE(AutoEncoderDetector):
         check_number("n_reference", self.n_reference, 1, integer=True)
 
     def build_network(self, n_features):
-        return VAENet(n_features, self.hidden_widths(), self.latent_dim, self.activation, self.dropout,
-                      self.batch_norm, self.likelihood, self.variance, self.min_variance)
+        per_sample = self.likelihood == "gaussian" and self.variance == "sample"
+        return VAENet(self.make_encoder(n_features, 2 * self.latent_dim),
+                      self.make_decoder(self.latent_dim, n_features, n_outputs=2 if per_sample else 1),
+                      n_features, self.latent_dim, self.likelihood, self.variance, self.min_variance)
 
     def training_callbacks(self, X):
         return [_DecoderVarianceAndReferences(self, X)]

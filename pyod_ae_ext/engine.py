@@ -70,12 +70,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import DataError, DeviceError, ParameterError, TrainingError
-from .nets import ACTIVATIONS, AutoEncoderNet
+from .backbones import get_backbone
+from .nets import ACTIVATIONS, EncoderDecoder
 from .optim import FlatAdam
 from . import latent
 from .training import EarlyStopping, ProgressReporter, TrainingLoop
 from .validation import (and_more_rows, as_feature_matrix, check_choice, check_new_data,  # noqa: F401
-                         check_number, check_training_data, column_label)
+                         check_number, check_shape, check_training_data, column_label)
 
 # Rows x widest layer per operation below which one thread beats two or more:
 # tiny matrix products are dominated by per-op overhead and thread hand-off.
@@ -260,6 +261,13 @@ class AutoEncoderDetector(BaseDetector):
     latent_reference_size : int, default 4096
         At most this many training codes (drawn by the seed, saved with the model)
         are the latent score's reference set.
+    backbone : str, default "mlp"
+        The layers of the encoder and decoder (:mod:`pyod_ae_ext.backbones`): "mlp"
+        (fully connected through ``hidden_dims``) or any backbone registered there.
+        The family's loss and score are the same whatever the backbone.
+    input_shape : tuple of int or None, default None
+        Shape of one row for structured backbones (an image's ``(C, H, W)``, a
+        sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp".
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -272,7 +280,7 @@ class AutoEncoderDetector(BaseDetector):
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
                  random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
-                 latent_reference_size=4096):
+                 latent_reference_size=4096, backbone="mlp", input_shape=None):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
         self.hidden_dims = hidden_dims
@@ -296,16 +304,36 @@ class AutoEncoderDetector(BaseDetector):
         self.latent_knn_weight = latent_knn_weight
         self.latent_knn_k = latent_knn_k
         self.latent_reference_size = latent_reference_size
+        self.backbone = backbone
+        self.input_shape = input_shape
 
     # ---- the public hooks a detector family defines ----------------------------
 
     def build_network(self, n_features: int) -> torch.nn.Module:
-        """The network; by default an MLP autoencoder returning ``(z, reconstruction)``.
+        """The network; by default an autoencoder returning ``(z, reconstruction)``.
 
         Called under the detector's seed, so weight initialisation is reproducible.
+        Families build their layers with :meth:`make_encoder` and :meth:`make_decoder`
+        so that the ``backbone`` parameter applies to them.
         """
-        return AutoEncoderNet(n_features, self.hidden_widths(), self.latent_dim, self.activation,
-                              self.dropout, self.batch_norm)
+        return EncoderDecoder(self.make_encoder(n_features, self.latent_dim),
+                              self.make_decoder(self.latent_dim, n_features))
+
+    def make_encoder(self, n_features: int, out_dim: int, bias: bool = True) -> torch.nn.Sequential:
+        """An encoder of the detector's ``backbone``: (rows, n_features) -> (rows, out_dim), last layer linear.
+
+        ``bias=False`` gives layers without additive constants.
+        """
+        return get_backbone(self.backbone).encoder(self, n_features, out_dim, bias)
+
+    def make_decoder(self, in_dim: int, n_features: int, n_outputs: int = 1,
+                     bias: bool = True) -> torch.nn.Sequential:
+        """A decoder of the detector's ``backbone``: (rows, in_dim) -> (rows, n_outputs * n_features).
+
+        The output is ``n_outputs`` consecutive blocks of ``n_features`` columns, block k
+        holding output k (e.g. mean, then variance) of every feature.
+        """
+        return get_backbone(self.backbone).decoder(self, in_dim, n_features, n_outputs, bias)
 
     def row_loss(self, net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-row training loss, shape (rows,), of the (possibly corrupted) batch ``x`` against ``target``.
@@ -384,6 +412,7 @@ class AutoEncoderDetector(BaseDetector):
         """
         self.check_params()
         X = check_training_data(self, X)
+        get_backbone(self.backbone).check(self, X.shape[1])
         self._set_n_classes(y)
         device = resolve_device(self.device)
         self.device_ = str(device)
@@ -672,6 +701,8 @@ class AutoEncoderDetector(BaseDetector):
         check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
         check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
         check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
+        get_backbone(self.backbone)
+        check_shape("input_shape", self.input_shape)
         check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
         contamination = self.contamination
         if isinstance(contamination, numbers.Real) and not 0 < contamination <= 0.5:

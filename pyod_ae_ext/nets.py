@@ -42,17 +42,25 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-class AutoEncoderNet(nn.Module):
-    """Encoder ``n_features -> hidden_dims -> latent_dim`` and its mirror image as decoder."""
+class EncoderDecoder(nn.Module):
+    """An ``encoder`` and a ``decoder``; ``forward(x)`` returns ``(code, reconstruction)``."""
 
-    def __init__(self, n_features, hidden_dims, latent_dim, activation="relu",
-                 dropout=0.0, batch_norm=False, bias=True, encoder_out=None):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
-        widths = [n_features, *hidden_dims]
-        self.encoder = mlp([*widths, encoder_out or latent_dim], activation, dropout, batch_norm, bias=bias)
-        self.decoder = mlp([latent_dim, *reversed(widths)], activation, dropout, batch_norm, bias=bias)
+        self.encoder = encoder
+        self.decoder = decoder
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (latent code, reconstruction)."""
         z = self.encoder(x)
         return z, self.decoder(z)
+
+
+class AutoEncoderNet(EncoderDecoder):
+    """MLP encoder ``n_features -> hidden_dims -> latent_dim`` and its mirror image as decoder."""
+
+    def __init__(self, n_features, hidden_dims, latent_dim, activation="relu",
+                 dropout=0.0, batch_norm=False, bias=True, encoder_out=None):
+        widths = [n_features, *hidden_dims]
+        super().__init__(mlp([*widths, encoder_out or latent_dim], activation, dropout, batch_norm, bias=bias),
+                         mlp([latent_dim, *reversed(widths)], activation, dropout, batch_norm, bias=bias))

@@ -177,3 +177,13 @@ def check_number(name, value, low=None, high=None, integer=False, low_open=False
 def check_choice(name, value, choices):
     if value not in choices:
         raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_shape(name, value):
+    """``value`` must be None or a non-empty sequence of positive integers (a row's shape)."""
+    if value is None:
+        return
+    if not isinstance(value, (tuple, list)) or not value or not all(
+            isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 1 for size in value):
+        raise ParameterError(f"{name} must be None or a sequence of positive integers such as (1, 28, 28), "
+                             f"got {value!r}")

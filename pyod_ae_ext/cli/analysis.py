@@ -234,7 +234,7 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, as
     """
     import numpy as np
 
-    from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
+    from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib, row_labels
     from ..errors import AdscoreError
     from ..outputs import check_output_path
 
@@ -250,8 +250,8 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, as
         try:
             top = np.argsort(-scores, kind="stable")[:20]
             attribution = contributions(detector, table.X[top], table.feature_names)
-            heat = {"values": attribution.values, "columns": attribution.columns,
-                    "rows": [str(int(i)) for i in top],
+            heat = {"values": attribution.values, "columns": attribution.columns, "unit": attribution.unit,
+                    **row_labels(top, table.ids),
                     "title": f"per-feature {'shares' if attribution.unit == 'share' else 'errors'}, top rows"}
         except AdscoreError:
             pass  # detectors without per-feature contributions: no heat map
