@@ -202,7 +202,7 @@ def test_probability_help_says_what_it_means(runner):
 # --------------------------------------------------------------------------
 # same options, one grammar, one factory
 
-DATA_COMMANDS = ["fit", "score", "explain", "evaluate", "threshold", "benchmark"]
+DATA_COMMANDS = ["fit", "score", "explain", "evaluate", "threshold", "benchmark", "report"]
 
 
 @pytest.mark.parametrize("command", DATA_COMMANDS)
