@@ -64,7 +64,13 @@ class DetectorSpec:
     def cls(self) -> type:
         """The detector class (imported now if it was registered by path)."""
         if "cls" not in self._loaded:
-            cls = self.target if not isinstance(self.target, str) else _import_path(self.target, self)
+            cls = self.target
+            if isinstance(cls, str):
+                try:
+                    cls = _import_path(cls, self)
+                except ImportError as exc:  # a plugin's broken path is the user's to fix, not a traceback
+                    raise UnknownDetectorError(f"detector {self.name!r} of plugin {self.plugin!r} cannot be "
+                                               f"imported: {exc}; reinstall or update that plugin") from None
             _check_detector_class(cls, f"plugin {self.plugin!r}: detector {self.name!r}")
             self._loaded["cls"] = cls
         return self._loaded["cls"]

@@ -166,3 +166,19 @@ def test_wheel_ships_the_plugins_package(tmp_path):
     package, plugin, example_size = result.stdout.split()
     assert package.startswith(str(tmp_path / "site")) and plugin.startswith(str(tmp_path / "site"))
     assert int(example_size) > 10_000
+
+
+class _LazyBroken:
+    @hookimpl
+    def register_detectors(self, register):
+        register("ghost", "no_such_module_for_adscore:Ghost", "registered by a path that does not import")
+
+
+def test_a_lazy_path_that_does_not_import_is_a_clear_error_when_built():
+    from pyod_ae_ext.errors import AdscoreError
+
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(_LazyBroken(), "haunted")
+    assert "ghost" in registry.detectors  # listing imports nothing
+    with pytest.raises(AdscoreError, match="'ghost' of plugin 'haunted' cannot be imported"):
+        registry.make("ghost")
