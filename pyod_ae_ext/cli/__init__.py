@@ -71,7 +71,7 @@ def cli(ctx, debug):
     \b
     A first session:
       adscore example -o example.csv                       # a small labelled data set
-      adscore fit -d toll --id-column id --label-column label example.csv -o toll.adscore
+      adscore fit --detector toll --id-column id --label-column label example.csv -o toll.adscore
       adscore score -m toll.adscore example.csv --top 10   # ids and scores, CSV on stdout
       adscore evaluate -m toll.adscore example.csv         # the model remembers id and label
       adscore plugins                                      # every detector you can --detector
