@@ -30,24 +30,20 @@ detector prints while fitting or scoring is discarded.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import io
 import math
 import random
-import re
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import AdscoreError, DataError, ParameterError
+from .registry import (build_detector, check_parameter_names, constructor_parameters, find_detector,
+                       is_class_path)
 
 PROTOCOLS = ("one-class", "unsupervised")
 DEFAULT_TEST_SIZE = 0.3
-# Required constructor arguments the harness fills from the data.
-_N_FEATURE_ARGS = ("n_features", "feature_size", "n_features_in", "input_dim")
-_CLASS_PATH = re.compile(r"^pyod(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 # --------------------------------------------------------------------------
@@ -56,59 +52,34 @@ _CLASS_PATH = re.compile(r"^pyod(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 @dataclass
 class DetectorChoice:
-    """A detector to benchmark: how to build it for a seed and a feature count."""
+    """A detector to benchmark: how to build it for a seed and a feature count.
+
+    ``target`` is what :func:`pyod_ae_ext.registry.build_detector` builds from: the
+    registered name, the PyOD class path, or the class itself (the default).
+    """
 
     label: str
     cls: type
     params: dict = field(default_factory=dict)
     kind: str = "registered"  # or "pyod-class"
     registered_name: str | None = None
+    target: object = None
 
     def accepted(self) -> dict:
         """Constructor parameter name -> default (``inspect.Parameter.empty`` if required)."""
-        return _constructor_parameters(self.cls)
+        return constructor_parameters(self.cls)
 
     def build(self, seed: int, n_features: int):
-        """An unfitted detector for this seed and feature count."""
-        accepted = self.accepted()
-        params = dict(self.params)
-        if "random_state" in accepted and "random_state" not in params:
-            params["random_state"] = seed
-        if self.kind == "pyod-class" and "verbose" in accepted and "verbose" not in params:
-            params["verbose"] = 0
-        for name, default in accepted.items():
-            if default is inspect.Parameter.empty and name not in params:
-                if name in _N_FEATURE_ARGS:
-                    params[name] = int(n_features)
-                else:
-                    raise ParameterError(f"detector {self.label!r} needs the parameter {name!r}; "
-                                         f"give it with --param {self.label}.{name}=VALUE")
-        if self.kind == "registered":
-            from .registry import get_registry
-
-            detector = get_registry().make(self.registered_name, **params)
-            if hasattr(detector, "check_params"):
-                detector.check_params()
-            return detector
-        return self.cls(**params)
+        """An unfitted detector for this seed and feature count (through the registry's factory)."""
+        defaults = {"random_state": seed}
+        if self.kind == "pyod-class":
+            defaults["verbose"] = 0
+        target = self.target or self.registered_name or self.cls
+        return build_detector(target, self.params, defaults=defaults, n_features=n_features)
 
     def describe_params(self) -> dict:
         """The parameters given explicitly (JSON-safe), for reports."""
         return {k: _json_safe(v) for k, v in sorted(self.params.items())}
-
-
-def _constructor_parameters(cls) -> dict:
-    signature = inspect.signature(cls)
-    return {name: p.default for name, p in signature.parameters.items()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-
-
-def _accepts_any_keyword(cls) -> bool:
-    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
-
-
-def is_class_path(name: str) -> bool:
-    return ":" in name or name.strip().startswith("pyod.")
 
 
 def resolve_detector(name: str, params: dict | None = None, label: str | None = None) -> DetectorChoice:
@@ -118,48 +89,12 @@ def resolve_detector(name: str, params: dict | None = None, label: str | None = 
     an :class:`AdscoreError` with the fix in the message.
     """
     params = dict(params or {})
-    if not isinstance(name, str) or not name.strip():
-        raise ParameterError(f"detector name must be a non-empty string, got {name!r}")
-    name = name.strip()
-    if is_class_path(name):
-        cls = _import_pyod_class(name)
-        accepted = _constructor_parameters(cls)
-        unknown = sorted(set(params) - set(accepted))
-        if unknown and not _accepts_any_keyword(cls):
-            raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {name}; "
-                                 f"valid parameters: {', '.join(sorted(accepted))}")
-        return DetectorChoice(label or name, cls, params, kind="pyod-class")
-    from .registry import get_registry
-
-    registry = get_registry()
-    spec = registry.resolve(name)
-    allowed = spec.parameters()
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for detector "
-                             f"{spec.name!r}; valid parameters: {', '.join(sorted(allowed))}")
-    return DetectorChoice(label or spec.name, spec.cls, params, kind="registered", registered_name=spec.name)
-
-
-def _import_pyod_class(path: str) -> type:
-    from pyod.models.base import BaseDetector
-
-    module_name, sep, class_name = path.partition(":")
-    if not sep:  # dotted form pyod.models.iforest.IForest
-        module_name, _, class_name = path.rpartition(".")
-    if not _CLASS_PATH.match(module_name) or not class_name.isidentifier():
-        raise ParameterError(f"{path!r} is not a PyOD class path: use MODULE:CLASS with a module "
-                             "under pyod, e.g. pyod.models.auto_encoder:AutoEncoder")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ParameterError(f"cannot import {module_name} for detector {path!r}: {exc}") from None
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ParameterError(f"{module_name} has no class {class_name!r} (detector {path!r})")
-    if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
-        raise ParameterError(f"{path!r} is not a PyOD detector class (not a BaseDetector subclass)")
-    return cls
+    found = find_detector(name)
+    check_parameter_names(found.cls, found.label, params)
+    if is_class_path(name.strip()):
+        return DetectorChoice(label or name.strip(), found.cls, params, kind="pyod-class", target=name.strip())
+    return DetectorChoice(label or found.registered, found.cls, params, kind="registered",
+                          registered_name=found.registered)
 
 
 # --------------------------------------------------------------------------

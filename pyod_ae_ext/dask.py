@@ -288,11 +288,14 @@ def joblib_on_dask(scheduler=None, note=None):
 
 
 @contextlib.contextmanager
-def scored_files(detector, data, features, id_columns=(), scheduler=None, note=None, window=None):
+def scored_files(detector, data, features, id_columns=(), scheduler=None, note=None, window=None,
+                 columns_for=None):
     """Score the Parquet or CSV files ``data`` (a path or glob) on a Dask cluster.
 
     The header of the first file is checked as the local engine checks it (missing
-    model features, unknown id columns, repeated names; unused columns noted). Yields
+    model features, unknown id columns, repeated names; unused columns noted).
+    ``columns_for``, when given, maps that header to a
+    :class:`~pyod_ae_ext.columns.ScoringColumns` that replaces ``id_columns``. Yields
     an iterator of :class:`~pyod_ae_ext.streaming.Scored` in file and partition order,
     computing at most ``window`` partitions ahead (default: twice the worker threads).
     """
@@ -302,7 +305,11 @@ def scored_files(detector, data, features, id_columns=(), scheduler=None, note=N
     if not files:
         raise DataError(f"no file matches {data}")
     is_parquet, columns = _inspect(files, features)
-    ids = scoring_columns(columns, features, id_columns, note=note)
+    known_unused = ()
+    if columns_for is not None:
+        chosen = columns_for(columns)
+        id_columns, known_unused = chosen.id_columns, chosen.known_unused
+    ids = scoring_columns(columns, features, id_columns, note=note, known_unused=known_unused)
     with connect(scheduler) as client:
         frame = _read_files(files, features, ids, is_parquet)
         scores = score_dask(detector, frame, id_columns=ids, client=client)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .columns import split_names, unused_columns_note
 from .validation import as_feature_matrix
 from .errors import DataError
 
@@ -193,13 +194,6 @@ def _read_parquet(handle, name) -> pd.DataFrame:
     return frame
 
 
-def _split_names(values) -> list:
-    names = []
-    for value in values or ():
-        names.extend(part.strip() for part in str(value).split(",") if part.strip())
-    return names
-
-
 def _check_present(frame, names, option):
     columns = set(map(str, frame.columns))
     missing = [n for n in names if n not in columns]
@@ -216,7 +210,7 @@ def select_training_table(frame: pd.DataFrame, columns=(), exclude=(), id_column
     naming them, unless excluded.
     """
     frame = frame.rename(columns=str)
-    columns, exclude, id_columns = _split_names(columns), _split_names(exclude), _split_names(id_columns)
+    columns, exclude, id_columns = split_names(columns), split_names(exclude), split_names(id_columns)
     for names, option in ((columns, "--columns"), (exclude, "--exclude"), (id_columns, "--id-column")):
         _check_present(frame, names, option)
     if label_column:
@@ -233,21 +227,23 @@ def select_training_table(frame: pd.DataFrame, columns=(), exclude=(), id_column
 
 
 def select_scoring_table(frame: pd.DataFrame, feature_names, id_columns=(), label_column=None,
-                         note=None) -> Table:
-    """Pick a model's features by name; missing ones are an error, extra ones are ignored."""
+                         note=None, known_unused=()) -> Table:
+    """Pick a model's features by name; missing ones are an error, extra ones are ignored.
+
+    Extra columns are reported through ``note``, except ``known_unused`` ones (those the
+    model was told to leave out when it was fitted).
+    """
     frame = frame.rename(columns=str)
-    id_columns = _split_names(id_columns)
+    id_columns = split_names(id_columns)
     _check_present(frame, id_columns, "--id-column")
     if label_column:
         _check_present(frame, [label_column], "--label-column")
     missing = [n for n in feature_names if n not in set(frame.columns)]
     if missing:
         raise DataError(f"the data lacks column(s) the model was fitted on: {', '.join(missing)}")
-    extra = [c for c in frame.columns if c not in set(feature_names) and c not in set(id_columns)
-             and c != label_column]
-    if extra and note is not None:
-        note(f"note: ignoring {len(extra)} column(s) the model does not use: {', '.join(extra[:10])}"
-             + (" ..." if len(extra) > 10 else ""))
+    message = unused_columns_note(frame.columns, [*feature_names, *id_columns, label_column], known_unused)
+    if message and note is not None:
+        note(message)
     non_numeric = [c for c in feature_names if not _is_numeric(frame[c])]
     if non_numeric:
         raise DataError(f"model feature column(s) {', '.join(non_numeric)} are not numeric in this data")
@@ -298,15 +294,18 @@ def read_training_table(source, columns=(), exclude=(), id_columns=(), label_col
 
 
 def read_scoring_table(source, feature_names, id_columns=(), label_column=None, note=None,
-                       image_shape=None) -> Table:
+                       image_shape=None, known_unused=(), columns=(), exclude=(), frame=None) -> Table:
     """A model's features from ``source``: images by shape, table columns by name.
 
     ``image_shape`` is the model's image shape, if it has one: images must have it.
+    ``known_unused`` columns of a table are left out without a note; ``columns`` and
+    ``exclude`` (already checked against the model's features) are refused for images.
+    ``frame`` is the table of ``source`` when the caller has already read it.
     """
     from .images import is_image_source, pixel_names, read_images
 
-    if is_image_source(source):
-        _refuse_column_options((), (), id_columns)
+    if frame is None and is_image_source(source):
+        _refuse_column_options(columns, exclude, id_columns)
         channels = image_shape[0] if image_shape is not None else None
         table = read_images(source, image_shape, label_column, channels=channels)
         if table.X.shape[1] != len(feature_names):
@@ -314,12 +313,13 @@ def read_scoring_table(source, feature_names, id_columns=(), label_column=None, 
                             f"fitted on {len(feature_names)} features")
         table.feature_names = list(feature_names)
         return table
-    frame = read_frame(source)
+    if frame is None:
+        frame = read_frame(source)
     if image_shape is not None and list(feature_names) == pixel_names(image_shape) and \
             feature_names[0] not in set(map(str, frame.columns)):
         raise DataError(f"the model was fitted on images of {','.join(map(str, image_shape))} (C,H,W) and {source} "
                         "has no such pixel columns: give it images (.npy, .npz or a folder of images)")
-    table = select_scoring_table(frame, feature_names, id_columns, label_column, note)
+    table = select_scoring_table(frame, feature_names, id_columns, label_column, note, known_unused)
     return _with_image_shape(table, image_shape)
 
 

@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
 from . import hookimpl
+from .observers import member_fitted
 from .validation import check_choice, check_new_data, check_number, check_training_data
 from .errors import AdscoreError, ParameterError, TrainingError
 from .thresholding import ThresholderSupport, check_contamination, is_fraction
@@ -259,19 +260,16 @@ class Ensemble(ThresholderSupport, BaseDetector):
         return [per_member[name] for name in names]
 
     def _build_members(self, seeds=None) -> list:
-        from .registry import get_registry
+        from .registry import build_detector
 
-        registry = get_registry()
         names = self._member_names()
         members = []
         for i, (name, params) in enumerate(zip(names, self._member_param_sets(names))):
-            params = dict(params)
-            accepted = registry.resolve(name).parameters()
-            if "contamination" in accepted and is_fraction(self.contamination):
-                params.setdefault("contamination", self.contamination)
-            if seeds is not None and "random_state" in accepted:
-                params.setdefault("random_state", int(seeds[i]))
-            member = registry.make(name, **params)
+            # a thresholder name (api-habits) is the ensemble's own cut, not the members'
+            contamination = self.contamination if is_fraction(self.contamination) else None
+            defaults = {"contamination": contamination,
+                        "random_state": None if seeds is None else int(seeds[i])}
+            member = build_detector(name, params, defaults=defaults, check=False)
             if hasattr(member, "check_params"):
                 try:
                     member.check_params()
@@ -329,12 +327,17 @@ class Ensemble(ThresholderSupport, BaseDetector):
 
     def _fit_members(self, names, members, X) -> list:
         if self.n_jobs == 1 or len(members) == 1:
-            results = [_fit_member(name, member, X) for name, member in zip(names, members)]
+            results = []
+            for name, member in zip(names, members):
+                results.append(_fit_member(name, member, X))
+                member_fitted(name, results[-1])
         else:
             from joblib import Parallel, delayed, effective_n_jobs
 
             n_jobs = min(effective_n_jobs(self.n_jobs), len(members))
             results = Parallel(n_jobs=n_jobs)(delayed(_fit_member)(n, m, X) for n, m in zip(names, members))
+            for name, result in zip(names, results):
+                member_fitted(name, result)
         for result in results:
             if isinstance(result, _MemberFailure):
                 raise _member_error(result)

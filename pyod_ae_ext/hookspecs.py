@@ -26,9 +26,16 @@ def register_detectors(register):
     name : str
         Lower-case name used on the command line (``adscore fit --detector name``)
         and by :func:`pyod_ae_ext.make_detector`.
-    cls : type
+    cls : type or str
         A subclass of :class:`pyod.models.base.BaseDetector`, constructible with
-        keyword arguments only (scikit-learn conventions).
+        keyword arguments only (scikit-learn conventions); or its ``"module:Class"``
+        path, imported only when the detector is first built. A path keeps
+        ``adscore --help`` and ``adscore plugins`` fast when the class pulls in heavy
+        dependencies: put the hook in a light module, the class in another::
+
+            @hookimpl
+            def register_detectors(register):
+                register("my-ae", "my_package.models:MyAE", "My autoencoder")
     summary : str
         One line shown by ``adscore plugins``.
     aliases : iterable of str, optional
@@ -43,5 +50,7 @@ def register_commands(cli):
     """Add commands to the ``adscore`` command line.
 
     ``cli`` is the top-level :class:`click.Group`; call ``cli.add_command(...)``
-    or use ``@cli.command()`` to attach new sub-commands.
+    or use ``@cli.command()`` to attach new sub-commands. The built-in commands are
+    added through this hook too (:mod:`pyod_ae_ext.cli.builtin`), the first time the
+    group lists or looks up its commands.
     """

@@ -45,6 +45,21 @@ def is_image_source(source) -> bool:
     return path.is_dir() or path.suffix.lower() in ARRAY_SUFFIXES
 
 
+def array_names(source) -> list:
+    """The array names of a ``.npz`` file (where a label array may be), else ``[]``.
+
+    A file that cannot be read gives ``[]``: :func:`read_images` reports why.
+    """
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() != ".npz" or not path.is_file():
+        return []
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return list(loaded.files)
+    except (OSError, ValueError, EOFError, AttributeError):
+        return []
+
+
 def parse_image_shape(text) -> tuple:
     """``"C,H,W"`` or ``"HxW"`` (one channel) as ``(C, H, W)``; a clear error otherwise."""
     value = str(text).strip()

@@ -229,6 +229,12 @@ def detector_to_state(detector) -> tuple[dict, dict]:
         problem = _fit_sample_problem(meta["fit_sample"]) or _fit_sample_mismatch(detector, meta["fit_sample"])
         if problem:  # never write a file that load_detector would refuse
             raise AdscoreError(f"cannot save detector {name!r}: fit_sample_ is wrong: {problem}")
+    fit_info = getattr(detector, "fit_info_", None)
+    if fit_info is not None:
+        problem = fit_info_problem(fit_info)
+        if problem:
+            raise AdscoreError(f"cannot save detector {name!r}: {problem}")
+        meta["fit_info"] = fit_info
     if hasattr(detector, "_fitted_state"):
         state, tensors = detector._fitted_state()
         meta["state"] = state
@@ -267,6 +273,8 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     _check_thresholder_result(detector, meta.get("thresholder"), source)
     _restore_fit_sample(detector, meta.get("fit_sample"), source)
     _check_scores_data(detector, n_features, source)
+    if meta.get("fit_info") is not None:
+        detector.fit_info_ = meta["fit_info"]
     return detector
 
 
@@ -430,7 +438,59 @@ def _metadata_problem(meta: dict) -> str | None:
         if problem:
             return problem
     if "fit_sample" in meta:
-        return _fit_sample_problem(meta["fit_sample"])
+        problem = _fit_sample_problem(meta["fit_sample"])
+        if problem:
+            return problem
+    if meta.get("fit_info") is not None:
+        problem = fit_info_problem(meta["fit_info"])
+        if problem:
+            return f"'fit_info' {problem}"
+    return None
+
+
+_THRESHOLD_METHODS = ("contamination", "f1", "cost")
+
+
+def _is_name_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_threshold_source(value) -> bool:
+    if not isinstance(value, dict) or value.get("method") not in _THRESHOLD_METHODS:
+        return False
+    numbers_ok = all(_is_finite_number(v) for k, v in value.items() if k not in ("method", "data"))
+    return numbers_ok and isinstance(value.get("data", ""), str)
+
+
+# How a model was fitted, as ``adscore fit`` and ``adscore threshold`` record it in
+# ``fit_info_``: entry -> (check, what it must be). Every entry is optional.
+_FIT_INFO_FIELDS = {
+    "id_columns": (_is_name_list, "a list of column names"),
+    "exclude": (_is_name_list, "a list of column names"),
+    "label_column": (lambda v: v is None or (isinstance(v, str) and bool(v)), "a column name or null"),
+    "n_rows": (_is_count, "a non-negative integer"),
+    "fitted_at": (lambda v: isinstance(v, str) and len(v) <= 64, "an ISO 8601 time stamp"),
+    "fit_seconds": (lambda v: _is_finite_number(v) and v >= 0, "a non-negative number of seconds"),
+    "threshold_source": (_is_threshold_source,
+                         f"an object with 'method' one of {', '.join(_THRESHOLD_METHODS)} and numbers"),
+}
+
+
+def fit_info_problem(fit_info) -> str | None:
+    """What is wrong with a ``fit_info_`` record (None when nothing is)."""
+    if not isinstance(fit_info, dict):
+        return f"must be an object, got {_short(fit_info)}"
+    unknown = sorted(set(fit_info) - set(_FIT_INFO_FIELDS))
+    if unknown:
+        return f"has unknown entries {', '.join(map(repr, unknown))}"
+    for key, value in fit_info.items():
+        check, expected = _FIT_INFO_FIELDS[key]
+        if not check(value):
+            return f"entry {key!r} must be {expected}, got {_short(value)}"
     return None
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import queue
@@ -42,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import _check_unique_columns, _split_names, compression_of, require_codec
-from .errors import AdscoreError, DataError
+from .columns import split_names, unused_columns_note
+from .data import _check_unique_columns, compression_of, require_codec
+from .errors import AdscoreError, DataError, ParameterError
 from .validation import check_number
 
 BATCH_ROWS = 1 << 16
@@ -136,7 +138,7 @@ def iter_batches(source, features, id_columns=(), batch_rows=BATCH_ROWS, purpose
     """
     import pyarrow as pa
 
-    ids = list(dict.fromkeys(_split_names(id_columns)))
+    ids = list(dict.fromkeys(split_names(id_columns)))
     start = 0
     for table in _rechunk(source.record_batches(features, ids, purpose, batch_rows), batch_rows, pa):
         X = _feature_matrix(source, table, features, start, purpose)
@@ -248,28 +250,27 @@ def _check_present(columns, names, option) -> None:
                         f"available: {', '.join(columns)}")
 
 
-def scoring_columns(columns, feature_names, id_columns=(), note=None) -> list:
+def scoring_columns(columns, feature_names, id_columns=(), note=None, known_unused=()) -> list:
     """The id columns to copy; checks the header as :func:`pyod_ae_ext.data.select_scoring_table` does.
 
-    Missing model features are an error, unused columns are reported through ``note``.
+    Missing model features are an error, unused columns (``known_unused`` aside) are
+    reported through ``note``.
     """
-    ids = _split_names(id_columns)
+    ids = split_names(id_columns)
     _check_present(columns, ids, "--id-column")
     present = set(columns)
     missing = [n for n in feature_names if n not in present]
     if missing:
         raise DataError(f"the data lacks column(s) the model was fitted on: {', '.join(missing)}")
-    used = set(feature_names) | set(ids)
-    extra = [c for c in columns if c not in used]
-    if extra and note is not None:
-        note(f"note: ignoring {len(extra)} column(s) the model does not use: {', '.join(extra[:10])}"
-             + (" ..." if len(extra) > 10 else ""))
+    message = unused_columns_note(columns, [*feature_names, *ids], known_unused)
+    if message and note is not None:
+        note(message)
     return ids
 
 
 def training_columns(columns, select=(), exclude=(), id_columns=()) -> list:
     """Feature columns for fitting, as :func:`pyod_ae_ext.data.select_training_table` chooses them."""
-    select, exclude, ids = _split_names(select), _split_names(exclude), _split_names(id_columns)
+    select, exclude, ids = split_names(select), split_names(exclude), split_names(id_columns)
     for names, option in ((select, "--columns"), (exclude, "--exclude"), (ids, "--id-column")):
         _check_present(columns, names, option)
     reserved = set(exclude) | set(ids)
@@ -720,13 +721,71 @@ def _merge(batches) -> Batch:
     return Batch(X, ids, batches[0].start)
 
 
-def outlier_probability(detector, scores: np.ndarray) -> np.ndarray:
-    """PyOD's linear outlier probability: scores min-max scaled by the training scores, clipped to [0, 1]."""
-    train = np.asarray(detector.decision_scores_)
-    low, high = train.min(), train.max()
-    if high <= low:
-        return (scores > detector.threshold_).astype(float)
-    return np.clip((scores - low) / (high - low), 0.0, 1.0)
+PROBABILITY_METHODS = ("linear", "unify")
+
+
+@dataclass(frozen=True)
+class OutputColumns:
+    """Names of the columns ``score`` adds to the id columns, and how the probability is computed.
+
+    ``probability`` is PyOD's ``predict_proba`` outlier probability: ``"linear"`` scales
+    scores by the training scores' range (0 at the lowest, 1 at the highest training
+    score, clipped), ``"unify"`` is Kriegel et al.'s Gaussian unification,
+    erf((score - mean) / (std * sqrt 2)) over the training scores, clipped to [0, 1].
+    """
+
+    score: str = "anomaly_score"
+    flag: str = "is_anomaly"
+    probability: str = "anomaly_probability"
+    probability_method: str = "linear"
+
+    def names(self) -> list:
+        return [self.score, self.flag, self.probability]
+
+    def check(self, id_columns) -> None:
+        """A clear error when two output columns, or an output and an id column, share a name."""
+        names = self.names()
+        if len(set(names)) < len(names):
+            raise ParameterError(f"the output column names must differ, got {', '.join(names)}")
+        clash = [n for n in names if n in set(id_columns)]
+        if clash:
+            raise ParameterError(f"output column {clash[0]!r} would overwrite the id column of that name; "
+                                 "rename the output with --score-name/--flag-name/--probability-name")
+        if self.probability_method not in PROBABILITY_METHODS:
+            raise ParameterError(f"--probability must be one of {', '.join(PROBABILITY_METHODS)}")
+
+
+def outlier_probability(detector, scores: np.ndarray, method: str = "linear") -> np.ndarray:
+    """PyOD's ``predict_proba(X, method)[:, 1]`` for rows already scored as ``scores``.
+
+    PyOD's own code runs on the detector's fitted statistics; the rows are not scored a
+    second time.
+    """
+    proxy = _already_scored_class()(scores)
+    proxy.decision_scores_ = np.asarray(detector.decision_scores_, dtype=np.float64)
+    proxy.threshold_, proxy.labels_ = detector.threshold_, detector.labels_
+    proxy._mu, proxy._sigma = detector._mu, detector._sigma
+    proxy._classes = getattr(detector, "_classes", 2)
+    return proxy.predict_proba(np.empty((len(scores), 0)), method=method)[:, 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _already_scored_class():
+    """A PyOD detector whose ``decision_function`` returns scores computed before (PyOD imported on use)."""
+    from pyod.models.base import BaseDetector
+
+    class AlreadyScored(BaseDetector):
+        def __init__(self, scores):
+            super().__init__()
+            self.scores = scores
+
+        def fit(self, X, y=None):
+            raise NotImplementedError("AlreadyScored only converts scores to probabilities")
+
+        def decision_function(self, X):
+            return self.scores
+
+    return AlreadyScored
 
 
 class TopRows:
@@ -774,13 +833,14 @@ class ResultWriter:
     CSV is written with pyarrow's CSV writer after a header quoted as pandas quotes
     it; floats get their shortest round-trip representation. JSON lines use pandas'
     writer (15 significant digits, as before). Parquet gets one row group per batch,
-    dictionary encoding only for ``label``.
+    dictionary encoding only for ``dictionary_columns`` (the 0/1 flag).
     """
 
-    def __init__(self, sink, fmt: str):
+    def __init__(self, sink, fmt: str, dictionary_columns=()):
         import pyarrow as pa
 
         self.fmt = fmt
+        self._dictionary_columns = list(dictionary_columns)
         self._sink = sink
         self._native = pa.PythonFile(sink, mode="w")
         self._parquet = None
@@ -798,7 +858,8 @@ class ResultWriter:
 
             if self._parquet is None:
                 # dictionary-encoding unique floats and ids is wasted work (6x the time of plain pages)
-                self._parquet = pq.ParquetWriter(self._native, table.schema, use_dictionary=["label"])
+                self._parquet = pq.ParquetWriter(self._native, table.schema,
+                                                use_dictionary=self._dictionary_columns)
             self._parquet.write_table(table)
         self._started = True
 
@@ -833,17 +894,18 @@ class ResultWriter:
         self._sink.flush()
 
 
-def result_table(detector, item: Scored):
-    """The output table of ``item``: id columns, ``score``, ``label`` (1 above the threshold), ``probability``."""
+def result_table(detector, item: Scored, names: OutputColumns = OutputColumns()):
+    """The output table of ``item``: id columns, the score, the 0/1 flag (1 above the threshold), the probability."""
     import pyarrow as pa
 
     scores = item.scores
     columns = {}
     if item.ids is not None:
         columns.update({name: item.ids.column(name) for name in item.ids.column_names})
-    columns["score"] = pa.array(scores, type=pa.float64())
-    columns["label"] = pa.array((scores > detector.threshold_).astype(np.int64))
-    columns["probability"] = pa.array(outlier_probability(detector, scores), type=pa.float64())
+    columns[names.score] = pa.array(scores, type=pa.float64())
+    columns[names.flag] = pa.array((scores > detector.threshold_).astype(np.int64))
+    columns[names.probability] = pa.array(outlier_probability(detector, scores, names.probability_method),
+                                          type=pa.float64())
     return pa.table(columns)
 
 
@@ -883,7 +945,8 @@ def _open_sink(output):
         yield _GuardedSink(handle, output)
 
 
-def write_results(scored, output, fmt, detector, top=None, progress=None) -> int:
+def write_results(scored, output, fmt, detector, top=None, progress=None,
+                  names: OutputColumns = OutputColumns()) -> int:
     """Write :class:`Scored` items to ``output`` (a path or ``-``) as they arrive; return the row count.
 
     With ``top``, only the ``top`` highest-scoring rows are kept (highest first) and
@@ -893,18 +956,18 @@ def write_results(scored, output, fmt, detector, top=None, progress=None) -> int
     rows = 0
     keeper = TopRows(top) if top else None
     with _open_sink(output) as sink:
-        writer = ResultWriter(sink, fmt)
+        writer = ResultWriter(sink, fmt, dictionary_columns=[names.flag])
         try:
             for item in scored:
                 rows += len(item.scores)
                 if keeper is not None:
                     keeper.add(item)
                 else:
-                    writer.write(result_table(detector, item))
+                    writer.write(result_table(detector, item, names))
                 if progress is not None:
                     progress.update(rows)
             if keeper is not None:
-                writer.write(result_table(detector, keeper.result()))
+                writer.write(result_table(detector, keeper.result(), names))
         except BaseException:
             writer.abandon()
             raise
@@ -921,8 +984,9 @@ def write_results(scored, output, fmt, detector, top=None, progress=None) -> int
 class Progress:
     """Rows done, rows per second and, when the size is known, time left; on stderr.
 
-    On a terminal one line is rewritten in place a few times a second; otherwise
-    (``-v`` into a log) a line is printed every ``interval`` seconds.
+    On a terminal a tqdm bar (percentage and ETA when the size is known, else a row
+    count) is redrawn a few times a second; otherwise (``-v`` into a log) a line is
+    printed every ``interval`` seconds.
 
     Parameters
     ----------
@@ -931,16 +995,19 @@ class Progress:
         Rows in the input (Parquet metadata), for the time left.
     fraction : callable or None
         Share of the input read so far (bytes of a CSV file), used when ``total_rows`` is None.
+    interval : float or None
+        Seconds between updates (default 0.25 on a terminal, 10 otherwise).
     """
 
-    def __init__(self, enabled, total_rows=None, fraction=None, verb="scored", stream=None, interval=10.0):
+    def __init__(self, enabled, total_rows=None, fraction=None, verb="scored", stream=None, interval=None):
         self.enabled = enabled
         self.total_rows, self.fraction, self.verb = total_rows, fraction, verb
         self.stream = stream if stream is not None else sys.stderr
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 0.25 if self.interactive else interval
+        self.interval = interval if interval is not None else (0.25 if self.interactive else 10.0)
         self.started = time.perf_counter()
         self._last = self.started
+        self._bar = None
 
     def update(self, rows: int) -> None:
         if not self.enabled:
@@ -949,41 +1016,59 @@ class Progress:
         if now - self._last < self.interval:
             return
         self._last = now
-        self._show(self._line(rows, now), final=False)
+        if self.interactive:
+            self._draw(rows, now)
+        else:
+            self.stream.write(self._line(rows, now) + "\n")
+            self.stream.flush()
 
     def finish(self, rows: int) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
+        if self._bar is not None:
+            if self._bar.total:
+                self._bar.n = 1.0
+            self._bar.close()
         seconds = now - self.started
-        self._show(f"{self.verb} {rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)",
-                   final=True)
+        self.stream.write(f"{self.verb} {rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)\n")
+        self.stream.flush()
+
+    def _done(self, rows):
+        """Share of the input done, or None when the size is unknown."""
+        if self.total_rows:
+            return min(rows / self.total_rows, 1.0)
+        return self.fraction() if self.fraction is not None else None
 
     def _line(self, rows, now) -> str:
         seconds = max(now - self.started, 1e-9)
-        rate = rows / seconds
-        text = f"{self.verb} {rows:,} rows, {rate:,.0f} rows/s"
-        done = None
-        if self.total_rows:
-            done = rows / self.total_rows
-        elif self.fraction is not None:
-            done = self.fraction()
+        text = f"{self.verb} {rows:,} rows, {rows / seconds:,.0f} rows/s"
+        done = self._done(rows)
         if done:
             left = seconds * (1 - done) / done
             text += f", {100 * done:.0f}%, ETA {int(left // 60)}:{int(left % 60):02d}"
         return text
 
-    def _show(self, text, final) -> None:
-        if self.interactive:
-            self.stream.write("\r" + text + "\x1b[K" + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+    def _draw(self, rows, now) -> None:
+        from tqdm import tqdm
+
+        done = self._done(rows)
+        if self._bar is None:
+            sized = done is not None
+            self._bar = tqdm(total=1.0 if sized else None, file=self.stream, dynamic_ncols=True, desc=self.verb,
+                             bar_format=("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if sized
+                                         else "{desc} [{elapsed}{postfix}]"))
+            self._bar.start_t = time.time() - (now - self.started)  # tqdm's clock: the time since we began
+        rate = rows / max(now - self.started, 1e-9)
+        self._bar.set_postfix_str(f"{rows:,} rows, {rate:,.0f} rows/s", refresh=False)
+        if done is not None:
+            self._bar.n = done
+        self._bar.refresh()
 
 
-def progress_for(source, verbose, verb="scored") -> Progress:
-    """A :class:`Progress` for ``source``: shown when stderr is a terminal or ``verbose``."""
-    enabled = bool(verbose) or bool(getattr(sys.stderr, "isatty", lambda: False)())
+def progress_for(source, verbose, verb="scored", quiet=False) -> Progress:
+    """A :class:`Progress` for ``source``: shown when stderr is a terminal or ``verbose``, never when ``quiet``."""
+    enabled = not quiet and (bool(verbose) or bool(getattr(sys.stderr, "isatty", lambda: False)()))
     return Progress(enabled, total_rows=getattr(source, "total_rows", None),
                     fraction=getattr(source, "fraction_read", None), verb=verb)
 

@@ -12,7 +12,9 @@ epoch's mean loss. Everything else a method needs is a :class:`Callback`:
 
 A detector family returns its callbacks from
 :meth:`~pyod_ae_ext.engine.AutoEncoderDetector.training_callbacks`; it never copies
-the loop.
+the loop. Code that runs a fit (the command line's progress bar) adds callbacks to
+every loop started in a block with :func:`~pyod_ae_ext.observers.observing`, without
+changing the detector.
 
 Example: a callback that halves the learning rate every 20 epochs::
 
@@ -30,6 +32,7 @@ import time
 import torch
 
 from .errors import TrainingError
+from .observers import active_observers
 
 
 class Callback:
@@ -94,7 +97,7 @@ class TrainingLoop:
         self.loss = loss if loss is not None else detector.batch_loss
         self.optimizer = optimizer
         self.generator = generator if generator is not None else detector.random_generator()
-        self.callbacks = list(callbacks)
+        self.callbacks = [*callbacks, *active_observers()]
         self.history = detector.history_
         self.stop_training = False
         self.stop_reason = None

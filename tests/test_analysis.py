@@ -335,9 +335,9 @@ def test_fit_an_ensemble_from_the_cli_and_score_it(runner, data_csv, tmp_path):
     scores = pd.read_csv(pd.io.common.StringIO(scored.stdout))
     loaded = pyod_ae_ext.load(model)
     frame = pd.read_csv(data_csv)
-    np.testing.assert_allclose(scores["score"], loaded.decision_function(frame[["a", "b", "c", "d"]].to_numpy()),
+    np.testing.assert_allclose(scores["anomaly_score"], loaded.decision_function(frame[["a", "b", "c", "d"]].to_numpy()),
                                rtol=1e-9)
-    assert roc_auc_score(frame["label"], scores["score"]) > 0.9
+    assert roc_auc_score(frame["label"], scores["anomaly_score"]) > 0.9
 
 
 def test_weighted_ensemble_and_ensemble_params(runner, data_csv, tmp_path):
@@ -350,8 +350,9 @@ def test_weighted_ensemble_and_ensemble_params(runner, data_csv, tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "epochs=3"), "prefix each --param"),
-    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.n_neighbors=3"), "not one of the detectors"),
+    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "epoch=3"),
+     "none of the detectors has a parameter 'epoch'. Did you mean 'epochs'?"),
+    (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.n_neighbors=3"), "not one of the --detector"),
     (("-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "toll.lamda=3"), "'lamda' for detector 'toll'"),
     (("-d", "toll", "-d", "iforest"), "--combine"),
     (("-d", "toll", "--combine", "mean"), "two or more --detector"),
@@ -371,7 +372,8 @@ def test_bad_ensemble_options(runner, data_csv, tmp_path, args, fragment):
 def test_explain_text_json_and_plot(runner, data_csv, toll_model, tmp_path):
     result = run(runner, "explain", "-m", toll_model, "--id-column", "id", "--top", 4, "--features", 2, data_csv)
     assert result.exit_code == 0, result.output
-    assert "id=r" in result.stdout and "per-feature summary over the flagged rows" in result.stdout
+    id_column = [line.split()[1] for line in result.stdout.splitlines()[3:7]]  # the table's id column
+    assert all(i.startswith("r") for i in id_column) and "per-feature summary over the flagged rows" in result.stdout
     payload = json.loads(run(runner, "explain", "-m", toll_model, "--top", 4, "--json", data_csv).stdout)
     assert len(payload["rows"]) == 4 and payload["detector"] == "toll"
     assert payload["summary"][0]["feature"] == "c"  # the shifted signal carries the errors

@@ -61,6 +61,7 @@ def _write_inputs(ws: Path) -> None:
     frame.assign(label=frame["label"].astype(float).where(frame.index != 4)).to_csv(ws / "labels_na.csv",
                                                                                     index=False)
     (ws / "bad.toml").write_text('detector = "toll"\nwhatever = 3\n')
+    (ws / "good.toml").write_text('detector = "toll"\n')
     (ws / "broken.toml").write_text("detector = [unclosed\n")
     (ws / "params.toml").write_text('detector = "toll"\nparams = 3\n')
     (ws / "short.key").write_text("tiny\n")
@@ -155,10 +156,10 @@ CASES = [
          ("--combine",)),
     Case("fit-combine-one-detector", [*FIT, "-d", "toll", "--combine", "mean", "data.csv", "-o", "m.adscore"],
          ("two or more",)),
-    Case("fit-ensemble-unprefixed-param", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "lam=2",
-                                           "data.csv", "-o", "m.adscore"], ("prefix each --param",)),
+    Case("fit-ensemble-unknown-param", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "lamb=2",
+                                        "data.csv", "-o", "m.adscore"], ("none of the detectors has a parameter",)),
     Case("fit-ensemble-foreign-prefix", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "mean", "-p", "knn.k=2",
-                                         "data.csv", "-o", "m.adscore"], ("not one of the detectors",)),
+                                         "data.csv", "-o", "m.adscore"], ("not one of the --detector values",)),
     Case("fit-weights-text", [*FIT, "-d", "toll", "-d", "iforest", "--combine", "weighted", "--weights", "1,x",
                               "data.csv", "-o", "m.adscore"], ("--weights expects",)),
     # --- fit: config files
@@ -197,7 +198,7 @@ CASES = [
     Case("fit-output-is-the-data", [*FIT_TOLL, "data.csv", "-o", "data.csv"], ("also an input",)),
     Case("fit-output-is-the-data-by-another-path", [*FIT_TOLL, "data.csv", "-o", "./a_directory/../data.csv"],
          ("also an input",)),
-    Case("fit-output-is-the-config", [*FIT, "--config", "bad.toml", "data.csv", "-o", "bad.toml"],
+    Case("fit-output-is-the-config", [*FIT, "--config", "good.toml", "data.csv", "-o", "good.toml"],
          ("also an input",)),
     Case("fit-output-missing-directory", [*FIT_TOLL, "data.csv", "-o", "no/such/dir/m.adscore"], ("does not exist",)),
     Case("fit-output-is-a-directory", [*FIT_TOLL, "data.csv", "-o", "a_directory"], ("is a directory",)),
@@ -308,14 +309,14 @@ def test_an_extreme_row_is_scored_and_flagged(ws, value, model):
     result = CliRunner().invoke(cli, ["score", "-m", model, "--id-column", "id", "extreme.csv", "-o", "s.csv"])
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(ws / "s.csv")
-    assert np.isfinite(scores["score"]).all()
+    assert np.isfinite(scores["anomaly_score"]).all()
     if model == "toll.adscore":
         # An isolation forest sees 1e308 as just past the largest training value (its splits
         # are ranks, not distances), so only our distance-like scores must flag the row.
-        assert scores.loc[40, "label"] == 1
+        assert scores.loc[40, "is_anomaly"] == 1
     clean = pyod_ae_ext.load(ws / model).decision_function(_frame()[FEATURES].to_numpy())
     others = scores.index != 40
-    np.testing.assert_allclose(scores["score"][others], clean[others], rtol=1e-6)
+    np.testing.assert_allclose(scores["anomaly_score"][others], clean[others], rtol=1e-6)
 
 
 # --- outputs that are not regular files -------------------------------------------
@@ -333,7 +334,7 @@ def test_score_writes_through_a_fifo_and_keeps_it(ws):
     reader.join(timeout=30)
     assert result.exit_code == 0, result.output
     assert fifo.is_fifo()
-    assert received and received[0].startswith(b"score,label,probability\n")
+    assert received and received[0].startswith(b"anomaly_score,is_anomaly,anomaly_probability\n")
 
 
 def test_score_to_dev_null_keeps_the_device(ws):

@@ -201,6 +201,8 @@ def test_cli_benchmark_table_and_json(labelled_csv):
     (["-y", "is_anomaly", "--exclude", "id", "-d", "ae", "-p", "iforest.n_estimators=3"],
      "'iforest' is not one of the --detector values"),
     (["-y", "is_anomaly", "--exclude", "id", "-d", "ae", "-p", "n_estimators=3"],
+     "unknown parameter(s) 'n_estimators' for detector 'ae'"),
+    (["-y", "is_anomaly", "--exclude", "id", "-d", "ae", "-d", "ecod", "-p", "n_estimators=3"],
      "none of the detectors has a parameter 'n_estimators'"),
     (["-y", "is_anomaly", "--exclude", "id", "-d", "ae", "-p", "ae.epochs"], "DETECTOR.KEY=VALUE"),
     (["-y", "is_anomaly", "--exclude", "id", "-d", "ae", "-d", "autoencoder"], "given twice"),

@@ -40,10 +40,10 @@ def test_fit_score_round_trip(runner, data_csv, tmp_path):
     result = run(runner, "score", "-m", model, "--id-column", "id", data_csv)
     assert result.exit_code == 0
     scores = pd.read_csv(pd.io.common.StringIO(result.stdout))
-    assert list(scores.columns) == ["id", "score", "label", "probability"]
+    assert list(scores.columns) == ["id", "anomaly_score", "is_anomaly", "anomaly_probability"]
     assert len(scores) == 120 and scores["id"].iloc[0] == "r0"
-    assert scores["label"].sum() == pytest.approx(12, abs=1)
-    assert scores.nlargest(6, "score")["id"].str[1:].astype(int).max() < 12
+    assert scores["is_anomaly"].sum() == pytest.approx(12, abs=1)
+    assert scores.nlargest(6, "anomaly_score")["id"].str[1:].astype(int).max() < 12
 
 
 def test_score_to_files_in_each_format(runner, data_csv, tmp_path):
@@ -61,7 +61,7 @@ def test_stdin_and_top(runner, data_csv, tmp_path):
     result = run(runner, "score", "-m", model, "--id-column", "id", "--top", 3, "-", input=data_csv.read_text())
     assert result.exit_code == 0
     top = pd.read_csv(pd.io.common.StringIO(result.stdout))
-    assert len(top) == 3 and top["score"].is_monotonic_decreasing
+    assert len(top) == 3 and top["anomaly_score"].is_monotonic_decreasing
 
 
 def test_parquet_input_and_config_file(runner, data_csv, tmp_path):
@@ -83,7 +83,7 @@ def test_info_and_plugins(runner, data_csv, tmp_path):
     assert "detector:   toll" in info.stdout and "lam = 1.0" in info.stdout
     plugins = run(runner, "plugins")
     assert "toll" in plugins.stdout and "iforest" in plugins.stdout
-    listed = json.loads(run(runner, "plugins", "--json").stdout)
+    listed = json.loads(run(runner, "plugins", "--json").stdout)["detectors"]
     assert {"ae", "toll", "ecod"} <= {row["detector"] for row in listed}
 
 
@@ -177,9 +177,11 @@ def test_scoring_data_missing_model_columns(runner, data_csv, tmp_path):
 
 def test_extra_columns_are_noted(runner, data_csv, tmp_path):
     model = fit_model(runner, data_csv, tmp_path)
-    result = run(runner, "score", "-m", model, data_csv)
+    pd.read_csv(data_csv).assign(x=1, y=2).to_csv(tmp_path / "wider.csv", index=False)
+    result = run(runner, "score", "-m", model, tmp_path / "wider.csv")
     assert result.exit_code == 0
-    assert "ignoring 2 column(s) the model does not use: id, label" in result.stderr
+    # id and label were given to `fit` as not-features, so only the new columns are noted
+    assert "ignoring 2 column(s) the model does not use: x, y" in result.stderr
 
 
 def test_corrupt_and_foreign_models(runner, data_csv, tmp_path):

@@ -63,7 +63,7 @@ def test_fit_and_score_read_every_codec_from_files_and_stdin(suffix, raw_csv, ru
         assert scored.exit_code == 0, scored.output
         scores = pd.read_csv(io.StringIO(scored.stdout))
         assert scores["id"].tolist() == list(range(200))
-        np.testing.assert_allclose(scores["score"], expected, rtol=1e-12)
+        np.testing.assert_allclose(scores["anomaly_score"], expected, rtol=1e-12)
 
 
 def test_a_misleading_suffix_does_not_matter(raw_csv, runner, tmp_path):

@@ -96,13 +96,13 @@ def test_cli_engine_dask_writes_what_the_local_engine_writes(client, ws, tmp_pat
     assert result.exit_code == 0, result.output
     expected, got = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "dask.parquet")
     assert got["id"].tolist() == expected["id"].tolist()
-    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-6)
-    assert got["label"].tolist() == expected["label"].tolist()
+    np.testing.assert_allclose(got["anomaly_score"], expected["anomaly_score"], rtol=1e-6)
+    assert got["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
     top = CliRunner().invoke(cli, ["score", "--engine", "dask", "--scheduler", address, "-m", str(ws / "ae.adscore"),
                                    "--id-column", "id", "--top", 5, str(ws / pattern)])
     assert top.exit_code == 0, top.output
     assert pd.read_csv(pd.io.common.StringIO(top.stdout))["id"].tolist() == \
-        expected.sort_values("score", ascending=False, kind="stable")["id"].head(5).tolist()
+        expected.sort_values("anomaly_score", ascending=False, kind="stable")["id"].head(5).tolist()
 
 
 @needs_dask

@@ -445,9 +445,9 @@ def test_cli_fits_scores_and_evaluates_images(image_files, runner, monkeypatch):
     npz_scores = pd.read_csv(io.StringIO(from_npz.stdout))
     png_scores = pd.read_csv(io.StringIO(from_png.stdout))
     assert png_scores["file"].tolist() == [f"im{k:02d}.png" for k in range(12)]
-    np.testing.assert_allclose(png_scores["score"], npz_scores["score"])
+    np.testing.assert_allclose(png_scores["anomaly_score"], npz_scores["anomaly_score"])
     test = np.load(image_files / "test.npz")["X"].reshape(12, -1)
-    np.testing.assert_allclose(npz_scores["score"], model.decision_function(test))
+    np.testing.assert_allclose(npz_scores["anomaly_score"], model.decision_function(test))
     evaluated = runner.invoke(cli, ["evaluate", "-m", "m.adscore", "--label-column", "y", "--json", "test.npz"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["roc_auc"] == 1.0  # the bars stand out
@@ -461,7 +461,11 @@ def test_cli_explain_plots_images(image_files, runner, monkeypatch):
     assert runner.invoke(cli, [*FIT_CONV, "train.npz", "-o", "m.adscore"]).exit_code == 0
     result = runner.invoke(cli, ["explain", "-m", "m.adscore", "--top", "3", "--plot", "why.png", "pngs"])
     assert result.exit_code == 0, result.output
-    assert "(file=im0" in result.stdout and "pixel_6_" in result.stdout
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if "top features" in line)
+    assert header.split()[:2] == ["row", "file"]  # a folder's file names are the id column
+    rows = lines[lines.index(header) + 1:lines.index(header) + 4]
+    assert all(row.split()[1].startswith("im0") for row in rows) and "pixel_6_" in result.stdout
     from PIL import Image
 
     with Image.open(image_files / "why.png") as png:

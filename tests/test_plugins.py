@@ -1,4 +1,5 @@
 """The plugin system: third-party distributions, broken plugins, name clashes."""
+import json
 import os
 import subprocess
 import sys
@@ -49,10 +50,16 @@ def test_third_party_plugin_is_listed_fits_and_scores(installed_plugin, tmp_path
     scored = adscore("score", "-m", "m.adscore", "data.csv", pythonpath=[installed_plugin], cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     scores = pd.read_csv(pd.io.common.StringIO(scored.stdout))
-    assert list(scores.columns) == ["score", "label", "probability"] and len(scores) == 100
+    assert list(scores.columns) == ["anomaly_score", "is_anomaly", "anomaly_probability"] and len(scores) == 100
 
     hello = adscore("example-hello", pythonpath=[installed_plugin], cwd=tmp_path)
     assert hello.stdout.strip() == "hello from adscore-example-plugin"
+
+    # a plugin's engine family: its own parameters and the engine's, with the engine's docstring
+    params = adscore("params", "shrinking-noise-ae", "--json", pythonpath=[installed_plugin], cwd=tmp_path)
+    assert params.returncode == 0, params.stderr
+    described = {p["name"]: p for p in json.loads(params.stdout)["parameters"]}
+    assert described["epochs"]["description"] == "Passes over the training data."
 
 
 def test_a_third_party_autoencoder_family_passes_the_contract_kit(installed_plugin):
@@ -108,8 +115,38 @@ def test_builtins_come_through_the_entry_point_group():
     from importlib.metadata import entry_points
 
     groups = {ep.value for ep in entry_points(group="adscore")}
-    assert {"pyod_ae_ext.plugins.toll", "pyod_ae_ext.plugins.autoencoder",
+    assert {"pyod_ae_ext.builtin_plugins:toll", "pyod_ae_ext.builtin_plugins:autoencoder",
             "pyod_ae_ext.plugins.pyod_baselines"} <= groups
+
+
+FAMILY_MODULES = {family: f"pyod_ae_ext.plugins.{family}"
+                  for family in ("autoencoder", "toll", "rdae", "vae", "ksparse", "deep_ocsvm", "deep_svdd")}
+FAMILY_MODULES["ensemble"] = "pyod_ae_ext.ensemble"
+
+
+def _registered_by(plugin):
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(plugin, "probe")
+    return {name: (spec.cls, spec.summary, spec.aliases) for name, spec in registry.detectors.items()}
+
+
+@pytest.mark.parametrize("family", FAMILY_MODULES)
+def test_lazy_builtin_registrations_match_the_families_own_hooks(family):
+    import importlib
+
+    from pyod_ae_ext import builtin_plugins
+
+    lazy = _registered_by(getattr(builtin_plugins, family))
+    assert lazy == _registered_by(importlib.import_module(FAMILY_MODULES[family]))
+
+
+def test_listing_detectors_imports_no_detector_dependencies():
+    code = ("import sys; from pyod_ae_ext.registry import get_registry; names = list(get_registry().detectors); "
+            "print(len(names), sorted(m for m in ('torch', 'pyod', 'pandas', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    count, imported = result.stdout.split(" ", 1)
+    assert int(count) >= 20 and imported.strip() == "[]"
 
 
 def test_wheel_ships_the_plugins_package(tmp_path):
@@ -129,3 +166,19 @@ def test_wheel_ships_the_plugins_package(tmp_path):
     package, plugin, example_size = result.stdout.split()
     assert package.startswith(str(tmp_path / "site")) and plugin.startswith(str(tmp_path / "site"))
     assert int(example_size) > 10_000
+
+
+class _LazyBroken:
+    @hookimpl
+    def register_detectors(self, register):
+        register("ghost", "no_such_module_for_adscore:Ghost", "registered by a path that does not import")
+
+
+def test_a_lazy_path_that_does_not_import_is_a_clear_error_when_built():
+    from pyod_ae_ext.errors import AdscoreError
+
+    registry = Registry(load_entry_points=False)
+    registry.register_plugin(_LazyBroken(), "haunted")
+    assert "ghost" in registry.detectors  # listing imports nothing
+    with pytest.raises(AdscoreError, match="'ghost' of plugin 'haunted' cannot be imported"):
+        registry.make("ghost")

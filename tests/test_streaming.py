@@ -73,9 +73,9 @@ def test_batches_score_bit_for_bit_like_the_whole_table(ws, tmp_path, model, dat
     assert result.exit_code == 0, result.output
     scores = pd.read_parquet(out)
     expected = eager_scores(ws, f"{model}.adscore")
-    np.testing.assert_array_equal(scores["score"].to_numpy(), expected)
+    np.testing.assert_array_equal(scores["anomaly_score"].to_numpy(), expected)
     detector = pyod_ae_ext.load(ws / f"{model}.adscore")
-    np.testing.assert_array_equal(scores["label"], (expected > detector.threshold_).astype(int))
+    np.testing.assert_array_equal(scores["is_anomaly"], (expected > detector.threshold_).astype(int))
     assert scores["id"].tolist() == _frame()["id"].tolist()
     if model == "ecod":
         assert "scored at once" in result.stderr
@@ -84,9 +84,9 @@ def test_batches_score_bit_for_bit_like_the_whole_table(ws, tmp_path, model, dat
 def test_csv_output_keeps_every_digit_and_the_id_text(ws, tmp_path):
     result = score(ws, "-m", ws / "ae.adscore", "--id-column", "id", "--batch-rows", 50, ws / "data.csv")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("id,score,label,probability\n00000,")
+    assert result.stdout.startswith("id,anomaly_score,is_anomaly,anomaly_probability\n00000,")
     scores = pd.read_csv(pd.io.common.StringIO(result.stdout), dtype={"id": str})
-    np.testing.assert_array_equal(scores["score"].to_numpy(), eager_scores(ws, "ae.adscore"))
+    np.testing.assert_array_equal(scores["anomaly_score"].to_numpy(), eager_scores(ws, "ae.adscore"))
     assert scores["id"].iloc[7] == "00007"
 
 
@@ -94,9 +94,10 @@ def test_json_lines_output(ws, tmp_path):
     out = tmp_path / "s.json"
     assert score(ws, "-m", ws / "ae.adscore", "--batch-rows", 64, ws / "data.csv", "-o", out).exit_code == 0
     scores = pd.read_json(out, lines=True)
-    assert len(scores) == N_ROWS and list(scores.columns) == ["score", "label", "probability"]
+    # the model remembers its id column from `fit`
+    assert len(scores) == N_ROWS and list(scores.columns) == ["id", "anomaly_score", "is_anomaly", "anomaly_probability"]
     # JSON keeps 15 decimal places (pandas double_precision), so the error is absolute
-    np.testing.assert_allclose(scores["score"], eager_scores(ws, "ae.adscore"), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(scores["anomaly_score"], eager_scores(ws, "ae.adscore"), rtol=0, atol=1e-15)
 
 
 def test_ids_that_need_quotes_are_quoted(ws, tmp_path):
@@ -116,10 +117,10 @@ def test_top_n_across_batches_is_a_stable_sort_of_the_whole_table(ws, tmp_path):
                    tmp_path / "ties.csv")
     assert result.exit_code == 0, result.output
     top = pd.read_csv(pd.io.common.StringIO(result.stdout), dtype={"id": str})
-    full = frame[["id"]].assign(score=eager_scores(ws, "forest.adscore", frame))
-    expected = full.sort_values("score", ascending=False, kind="stable").head(23)
+    full = frame[["id"]].assign(anomaly_score=eager_scores(ws, "forest.adscore", frame))
+    expected = full.sort_values("anomaly_score", ascending=False, kind="stable").head(23)
     assert top["id"].tolist() == expected["id"].tolist()
-    np.testing.assert_array_equal(top["score"].to_numpy(), expected["score"].to_numpy())
+    np.testing.assert_array_equal(top["anomaly_score"].to_numpy(), expected["anomaly_score"].to_numpy())
 
 
 # --- inputs: compressed, stdin, Parquet, odd headers ----------------------------
@@ -136,7 +137,7 @@ def test_gzip_and_zstd_csv_and_stdin(ws, tmp_path):
         result = score(ws, "-m", ws / "ae.adscore", "--batch-rows", 100, source, input=stdin)
         assert result.exit_code == 0, (source, result.output)
         scores = pd.read_csv(pd.io.common.StringIO(result.stdout))
-        np.testing.assert_array_equal(scores["score"].to_numpy(), expected)
+        np.testing.assert_array_equal(scores["anomaly_score"].to_numpy(), expected)
 
 
 def test_cells_padded_with_blanks_read_as_pandas_reads_them(ws, tmp_path):
@@ -152,7 +153,7 @@ def test_cells_padded_with_blanks_read_as_pandas_reads_them(ws, tmp_path):
     assert result.exit_code == 0, result.output
     eager = pd.read_csv(tmp_path / "padded.csv")
     expected = pyod_ae_ext.load(model).decision_function(eager[[" a", " b", " c", " d"]].to_numpy())
-    np.testing.assert_array_equal(pd.read_csv(pd.io.common.StringIO(result.stdout))["score"], expected)
+    np.testing.assert_array_equal(pd.read_csv(pd.io.common.StringIO(result.stdout))["anomaly_score"], expected)
 
 
 def test_a_blank_header_name_is_pandas_unnamed(ws, tmp_path):
@@ -166,7 +167,7 @@ def test_a_blank_header_name_is_pandas_unnamed(ws, tmp_path):
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(pd.io.common.StringIO(result.stdout))
     assert scores["Unnamed: 0"].tolist() == list(range(50))
-    np.testing.assert_array_equal(scores["score"], pyod_ae_ext.load(model).decision_function(frame.to_numpy()))
+    np.testing.assert_array_equal(scores["anomaly_score"], pyod_ae_ext.load(model).decision_function(frame.to_numpy()))
 
 
 # --- a bad cell late in the input: one Error line, the row named, no output -------

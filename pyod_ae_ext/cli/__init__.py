@@ -62,7 +62,7 @@ class AdscoreGroup(click.Group):
 
 
 @click.group(cls=AdscoreGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", prog_name="adscore")
+@click.version_option(__version__, "-V", "--version", prog_name="adscore")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx, debug):
@@ -71,12 +71,15 @@ def cli(ctx, debug):
     \b
     A first session:
       adscore example -o example.csv                       # a small labelled data set
-      adscore fit --detector toll --id-column id --exclude label example.csv -o toll.adscore
-      adscore score -m toll.adscore example.csv --top 10   # CSV on stdout
+      adscore fit --detector toll --id-column id --label-column label example.csv -o toll.adscore
+      adscore score -m toll.adscore example.csv --top 10   # ids and scores, CSV on stdout
+      adscore evaluate -m toll.adscore example.csv         # the model remembers id and label
       adscore plugins                                      # every detector you can --detector
+      adscore params toll                                  # its parameters and what they mean
 
     Data are CSV files with a header row, or Parquet; `-` reads standard input.
     Models are single files of JSON and tensors that never run code when loaded.
+    Shell completion: eval "$(_ADSCORE_COMPLETE=bash_source adscore)" (or zsh_source).
     """
     ctx.meta["adscore.debug"] = debug
 

@@ -1,7 +1,6 @@
 """Helpers shared by the ``adscore`` commands: options, parameters, models, output."""
 from __future__ import annotations
 
-import ast
 import json
 import sys
 
@@ -10,68 +9,84 @@ import click
 from ..errors import AdscoreError, ParameterError
 
 
+# Every --json output is an object with this version; keys keep their meaning across commands.
+SCHEMA_VERSION = 1
+
+
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-
-def parse_value(text: str):
-    """A --param value: JSON or a Python literal (numbers, true/false, None, lists), else a string."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return text
+def echo_json(payload: dict) -> None:
+    """Print ``payload`` as the JSON of a command, with ``schema_version`` first."""
+    click.echo(json.dumps({"schema_version": SCHEMA_VERSION, **payload}, indent=2, default=json_safe))
 
 
-def parse_params(pairs) -> dict:
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ParameterError(f"--param expects KEY=VALUE, got {pair!r} (e.g. --param lam=0.5)")
-        params[key.strip()] = parse_value(value.strip())
-    return params
+def json_safe(value):
+    """``value`` as JSON can hold it: tuples as lists, other objects as their repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return repr(value)
 
 
-def read_config(path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            config = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ParameterError(f"cannot read config {path}: {exc}") from None
-    unknown = set(config) - {"detector", "params"}
-    if unknown:
-        raise ParameterError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                             "expected `detector = \"name\"` and a [params] table")
-    if not isinstance(config.get("params", {}), dict):
-        raise ParameterError(f"config {path}: `params` must be a table")
-    return config
+def format_table(rows, gap: str = "  ") -> str:
+    """Rows of cells as left-aligned columns (the last column is not padded)."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(gap.join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip()
+                     for row in rows)
 
 
-def build_detector(name, params, seed=None, device=None, contamination=None):
+def complete_detector(ctx, param, incomplete):
+    """Shell completion for --detector: registered names and aliases (nothing of the detectors is imported)."""
+    from click.shell_completion import CompletionItem
+
     from ..registry import get_registry
 
     registry = get_registry()
-    spec = registry.resolve(name)
-    accepted = spec.parameters()
-    for key, value in (("random_state", seed), ("device", device), ("contamination", contamination)):
-        if value is None:
-            continue
-        if key not in accepted:
-            if key != "random_state":
-                raise ParameterError(f"detector {spec.name!r} has no {key!r} parameter")
-            continue
-        params.setdefault(key, value)
-    detector = registry.make(spec.name, **params)
-    if hasattr(detector, "check_params"):
-        detector.check_params()
-    return spec.name, detector
+    items = []
+    for spec in registry.detectors.values():
+        for name in (spec.name, *spec.aliases):
+            if name.startswith(incomplete.lower()):
+                items.append(CompletionItem(name, help=spec.summary))
+    return items
+
+
+
+def canonical_detector(text):
+    """The registered name (or PyOD class) that ``text`` names on --detector, or None."""
+    from ..registry import find_detector
+
+    try:
+        found = find_detector(text)
+    except AdscoreError:
+        return None
+    return found.registered or found.cls
+
+
+def same_detector(target, label) -> bool:
+    """Whether a --param prefix names the detector given as ``label`` (alias, class path, case)."""
+    if target.strip().lower() == label.strip().lower():
+        return True
+    canonical = canonical_detector(target)
+    return canonical is not None and canonical == canonical_detector(label)
+
+
+def build_detector(name, params, seed=None, device=None, contamination=None):
+    """(registered name, detector) for a single --detector; --device/--contamination must apply to it."""
+    from ..registry import build_detector as build, constructor_parameters, find_detector
+
+    found = find_detector(name)
+    accepted = constructor_parameters(found.cls)
+    for key, value in (("device", device), ("contamination", contamination)):
+        if value is not None and key not in accepted:
+            raise ParameterError(f"detector {found.label!r} has no {key!r} parameter: drop --{key}")
+    settings = {"random_state": seed, "device": device, "contamination": contamination}
+    return found.registered or found.label, build(name, params, defaults=settings)
 
 
 def fit_detector(name, detector, X):
@@ -85,12 +100,16 @@ def fit_detector(name, detector, X):
     return detector
 
 
+# The same three options, with the same meaning, on every command that reads data.
+# A model remembers them from `fit`; on scoring commands they override what it remembers.
 _data_options = [
     click.option("--columns", multiple=True, metavar="A,B,...",
-                 help="Use only these feature columns (repeat or comma-separate)."),
-    click.option("--exclude", multiple=True, metavar="A,B,...", help="Columns that are not features."),
+                 help="Feature columns (repeat or comma-separate); default: every column not excluded. "
+                      "Scoring commands take the model's features; --columns must then name them."),
+    click.option("--exclude", multiple=True, metavar="A,B,...",
+                 help="Columns that are not features (remembered by `fit`: no note when scoring)."),
     click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
-                 help="Identifier column(s): never features, copied to score output."),
+                 help="Identifier column(s): never features, copied to outputs (remembered by `fit`)."),
 ]
 
 
@@ -121,11 +140,28 @@ def load_model(model, key_file=None):
 
     return load_detector(model, signing_key=signing_key(key_file))
 
+
 def model_features(detector):
     names = getattr(detector, "feature_names_in_", None)
     if names is None:
         raise AdscoreError("the model has no feature names; fit it with `adscore fit`")
     return [str(n) for n in names]
+
+
+def registered_name(detector) -> str:
+    """The detector's registered name (its class name when it is not registered)."""
+    from ..registry import get_registry
+
+    return get_registry().name_of(detector) or type(detector).__name__
+
+
+def model_columns(detector, header, columns=(), exclude=(), id_columns=(), label_column=None,
+                  need_label=False):
+    """The columns a scoring command uses on data with ``header``: flags, else what the model remembers."""
+    from ..columns import resolve_scoring_columns
+
+    return resolve_scoring_columns(header, model_features(detector), getattr(detector, "fit_info_", None),
+                                   columns, exclude, id_columns, label_column, need_label)
 
 
 def output_format(output, fmt=None) -> str:

@@ -4,28 +4,31 @@ The logic lives in :mod:`pyod_ae_ext.analysis`.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-import numpy as np
 
-from ._common import echo_err, load_model, model_features, sign_key_option, signing_key
+from . import _schema as schema
+from ._common import (data_options, echo_err, echo_json, format_table, load_model, model_columns, registered_name,
+                      sign_key_option, signing_key)
+from ._config import config_option
 from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
                              help="Model file from `adscore fit`.")
-_id_option = click.option("--id-column", "id_columns", multiple=True, metavar="NAME",
-                          help="Identifier column(s) to show with each row.")
 _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
 
-def _load(model, data, id_columns=(), label_column=None, sign_key_file=None, image_shape=None):
-    """The model and DATA's rows (a table, or images: an .npz's label array is --label-column)."""
+def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
+          sign_key_file=None, image_shape=None):
+    """The model and DATA's rows: table features by name, or images (an .npz's label array is the label column).
+
+    Id and label columns come from the flags, else from what the model remembers of its fit.
+    """
     from ..backbones_image import model_image_shape
-    from ..data import read_scoring_table
-    from ..images import parse_image_shape
+    from ..data import read_frame, read_scoring_table
+    from ..images import array_names, is_image_source, parse_image_shape
 
     detector = load_model(model, sign_key_file)
     shape = model_image_shape(detector)
@@ -35,8 +38,16 @@ def _load(model, data, id_columns=(), label_column=None, sign_key_file=None, ima
             raise ParameterError(f"--image-shape {image_shape} differs from the model's image shape "
                                  f"{','.join(map(str, shape))}; drop --image-shape")
         shape = given
-    table = read_scoring_table(data, model_features(detector), id_columns, label_column=label_column,
-                               note=echo_err, image_shape=shape)
+    if is_image_source(data):
+        # an image source has no columns; a remembered label is the .npz array of that name
+        chosen = model_columns(detector, array_names(data), (), (), (), label_column, need_label)
+        table = read_scoring_table(data, chosen.features, id_columns, label_column=chosen.label_column,
+                                   image_shape=shape, columns=columns, exclude=exclude)
+        return detector, table
+    frame = read_frame(data)
+    chosen = model_columns(detector, frame.columns, columns, exclude, id_columns, label_column, need_label)
+    table = read_scoring_table(data, chosen.features, chosen.id_columns, label_column=chosen.label_column,
+                               note=echo_err, image_shape=shape, known_unused=chosen.known_unused, frame=frame)
     return detector, table
 
 
@@ -49,12 +60,13 @@ def _percent(share):
 
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
               help="How many of the highest-scoring rows to explain.")
 @click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
               help="Most contributing features shown per row.")
-@_id_option
+@data_options
 @click.option("--label-column", metavar="NAME", help="0/1 label column: adds ROC and PR curves to --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
@@ -62,7 +74,8 @@ def _percent(share):
               help="The rows are images of this shape (C,H,W or HxW): --plot shows the top images. Models with "
                    "an image backbone, image files and image arrays need no --image-shape.")
 @sign_key_option
-def explain(data, model, top, n_features, id_columns, label_column, as_json, plot, image_shape, sign_key_file):
+def explain(data, config, model, top, n_features, columns, exclude, id_columns, label_column, as_json, plot,
+            image_shape, sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -86,9 +99,10 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
     from ..outputs import check_output_path
 
     if plot:
-        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
+        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, id_columns, label_column, sign_key_file, image_shape)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file,
+                            image_shape=image_shape)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -98,7 +112,7 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
         plot_explanation(plot, detector, table.X, scores, result["threshold"], image_shape=table.image_shape,
                          ids=table.ids, labels=labels, heat=heat, title=f"{result['detector']} on {Path(data).name}")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(schema.explanation(result, model, data))
     else:
         _print_explanation(result)
     if plot:
@@ -111,26 +125,34 @@ def _print_explanation(result):
                f"(threshold {result['threshold']:.6g}); {result['source']}")
     click.echo(f"top {len(result['rows'])} rows by score, with each feature's share of the row's "
                f"{'score' if unit == 'contribution' else 'attribution'}:")
+    id_names = list(result["rows"][0].get("id", {})) if result["rows"] else []
+    table = [["row", *id_names, "score", "flagged", "top features"]]
     for row in result["rows"]:
-        ident = ", ".join(f"{k}={v}" for k, v in row.get("id", {}).items())
-        head = f"  row {row['row']}" + (f" ({ident})" if ident else "")
-        flag = "flagged" if row["flagged"] else "not flagged"
         parts = "  ".join(f"{f['feature']} {_percent(f['share']).strip()}" for f in row["features"])
-        click.echo(f"{head}  score {row['score']:.6g}  {flag}:  {parts}")
+        table.append([row["row"], *(row["id"][name] for name in id_names), f"{row['score']:.6g}",
+                      "yes" if row["flagged"] else "no", parts])
+    click.echo(_indented(format_table(table)))
     click.echo(f"per-feature summary over the {result['summary_over']}:")
-    click.echo(f"  {'feature':<24} {'mean share':>10}  {'top feature in':>14}")
     shown = result["summary"][:_SUMMARY_LINES]
-    for entry in shown:
-        click.echo(f"  {entry['feature']:<24} {_percent(entry['mean_share']):>10}  "
-                   f"{entry['top_in_rows']:>9} rows")
+    summary = [["feature", "mean share", "top feature in"]]
+    summary += [[entry["feature"], _percent(entry["mean_share"]).strip(), f"{entry['top_in_rows']} rows"]
+                for entry in shown]
+    click.echo(_indented(format_table(summary)))
     if len(result["summary"]) > len(shown):
         click.echo(f"  ... {len(result['summary']) - len(shown)} more (all of them with --json)")
 
 
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
-@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--label-column", metavar="NAME",
+              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
+@data_options
 @click.option("--objective", type=click.Choice(["f1", "cost"]),
               help="Maximise F1, or minimise the cost of errors [default: f1; cost when costs are given].")
 @click.option("--cost-false-alarm", type=float, metavar="A", help="Cost of one false alarm (default 1).")
@@ -142,8 +164,8 @@ def _print_explanation(result):
 @click.option("--in-place", is_flag=True, help="Rewrite MODEL itself (atomically) with the chosen threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @sign_key_option
-def threshold(data, model, label_column, objective, cost_false_alarm, cost_missed, tolerance, output, in_place,
-              as_json, sign_key_file):
+def threshold(data, config, model, label_column, columns, exclude, id_columns, objective, cost_false_alarm,
+              cost_missed, tolerance, output, in_place, as_json, sign_key_file):
     """Choose the model's alarm threshold from labelled validation DATA.
 
     Every distinct score is tried as a cut point (a row is flagged when its score
@@ -170,26 +192,30 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
         raise ParameterError("a model is a binary file, not a stream: give -o NEW_MODEL.adscore")
     target = model if in_place else output
     if output:
-        check_output_path(output, inputs=[data, model, sign_key_file])
+        check_output_path(output, inputs=[data, model, config, sign_key_file])
     elif in_place:
-        check_output_path(model, inputs=[data, sign_key_file], option="--in-place")
+        check_output_path(model, inputs=[data, config, sign_key_file], option="--in-place")
     costs_given = cost_false_alarm is not None or cost_missed is not None
     if objective == "f1" and costs_given:
         raise ParameterError("--cost-false-alarm/--cost-missed apply to --objective cost, not f1")
     objective = objective or ("cost" if costs_given else "f1")
     a = 1.0 if cost_false_alarm is None else cost_false_alarm
     b = 1.0 if cost_missed is None else cost_missed
-    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
+                            sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     previous = evaluate_threshold(scores, table.labels, detector.threshold_, objective, a, b, tolerance)
     choice = best_threshold(scores, table.labels, objective, a, b, tolerance)
     if target:
         set_threshold(detector, choice.threshold)
+        detector.fit_info_ = {**(getattr(detector, "fit_info_", None) or {}),
+                              "threshold_source": _threshold_source(objective, a, b, tolerance, data, len(scores))}
         save_detector(detector, target, signing_key=signing_key(sign_key_file))
     if as_json:
-        click.echo(json.dumps({"chosen": choice.as_dict(), "previous": previous.as_dict(),
-                               "cost_false_alarm": a, "cost_missed": b,
-                               "written": str(target) if target else None}, indent=2))
+        echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector),
+                   "n_rows": int(len(scores)), "chosen": schema.threshold_choice(choice.as_dict()),
+                   "previous": schema.threshold_choice(previous.as_dict()), "cost_false_alarm": a,
+                   "cost_missed": b, "written": str(target) if target else None})
         return
     what = "F1" if objective == "f1" else f"cost ({a:g} per false alarm + {b:g} per missed anomaly)"
     tol = f", tolerance {tolerance} rows" if tolerance else ""
@@ -204,14 +230,26 @@ def threshold(data, model, label_column, objective, cost_false_alarm, cost_misse
         click.echo("model unchanged: add -o NEW_MODEL or --in-place to save the new threshold")
 
 
+def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data, n_rows) -> dict:
+    """Where a threshold chosen by `threshold` comes from, as ``fit_info_`` records it."""
+    source = {"method": objective, "data": "standard input" if data == "-" else Path(data).name,
+              "rows": n_rows, "tolerance": tolerance}
+    if objective == "cost":
+        source.update(cost_false_alarm=cost_false_alarm, cost_missed=cost_missed)
+    return source
+
+
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
-@click.option("--label-column", required=True, metavar="NAME", help="0/1 column: 1 marks an anomaly.")
+@click.option("--label-column", metavar="NAME",
+              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
+@data_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def evaluate(data, model, label_column, as_json, plot, sign_key_file):
+def evaluate(data, config, model, label_column, columns, exclude, id_columns, as_json, plot, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
@@ -220,14 +258,17 @@ def evaluate(data, model, label_column, as_json, plot, sign_key_file):
       adscore evaluate -m toll.adscore --label-column label test.csv
       adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
     """
-    from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib
+    import numpy as np
+
+    from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib, row_labels
     from ..errors import AdscoreError
     from ..outputs import check_output_path
 
     if plot:
-        check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
+        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, label_column=label_column, sign_key_file=sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
+                            sign_key_file=sign_key_file)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:
@@ -235,15 +276,15 @@ def evaluate(data, model, label_column, as_json, plot, sign_key_file):
         try:
             top = np.argsort(-scores, kind="stable")[:20]
             attribution = contributions(detector, table.X[top], table.feature_names)
-            heat = {"values": attribution.values, "columns": attribution.columns,
-                    "rows": [str(int(i)) for i in top],
+            heat = {"values": attribution.values, "columns": attribution.columns, "unit": attribution.unit,
+                    **row_labels(top, table.ids),
                     "title": f"per-feature {'shares' if attribution.unit == 'share' else 'errors'}, top rows"}
         except AdscoreError:
             pass  # detectors without per-feature contributions: no heat map
         plot_report(plot, scores, detector.threshold_, labels=table.labels, heat=heat,
                     title=f"{Path(model).name} on {Path(data).name}")
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
     else:
         click.echo(f"{metrics['n_rows']} rows, {metrics['n_anomalies']} labelled anomalies")
         click.echo(f"ROC-AUC            {metrics['roc_auc']:.4f}")

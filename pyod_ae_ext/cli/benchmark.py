@@ -1,65 +1,16 @@
 """``adscore benchmark``: compare detectors on the user's own labelled data."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from .. import benchmarking as bench
-from ._common import data_options, echo_err, parse_value
+from ..params import distribute, parse_assignments
+from ..registry import accepts_any_keyword
+from . import _schema as schema
+from ._common import complete_detector, data_options, echo_err, echo_json, same_detector
+from ._config import config_option, params_with_config
+from ._progress import RunProgress
 from ..errors import ParameterError
-
-
-def parse_detector_params(pairs, detectors) -> dict:
-    """``--param`` values: ``DETECTOR.KEY=VALUE`` for one detector, ``KEY=VALUE`` for every one that takes it.
-
-    Returns detector (as given on the command line) -> {key: value} for the prefixed
-    ones, and under ``None`` the unprefixed ones.
-    """
-    by_detector: dict = {None: {}}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ParameterError(f"--param expects DETECTOR.KEY=VALUE or KEY=VALUE, got {pair!r} "
-                                 "(e.g. --param toll.lam=0.5)")
-        target, dot, name = key.rpartition(".")
-        if not dot:
-            by_detector[None][key] = parse_value(value.strip())
-            continue
-        match = _match_detector(target, detectors)
-        if match is None or not name:
-            raise ParameterError(f"--param {pair!r}: {target!r} is not one of the --detector values "
-                                 f"({', '.join(detectors)}); write DETECTOR.KEY=VALUE")
-        by_detector.setdefault(match, {})[name] = parse_value(value.strip())
-    return by_detector
-
-
-def _match_detector(target, detectors):
-    if target in detectors:
-        return target
-    lowered = target.strip().lower()
-    for detector in detectors:
-        if detector.lower() == lowered:
-            return detector
-    if bench.is_class_path(target):
-        return None
-    # an alias or canonical name for a registered detector given differently on --detector
-    from ..registry import get_registry
-
-    registry = get_registry()
-    try:
-        canonical = registry.resolve(target).name
-    except Exception:
-        return None
-    for detector in detectors:
-        if not bench.is_class_path(detector):
-            try:
-                if registry.resolve(detector).name == canonical:
-                    return detector
-            except Exception:
-                continue
-    return None
 
 
 def build_choices(detectors, pairs) -> list:
@@ -71,17 +22,11 @@ def build_choices(detectors, pairs) -> list:
         if name in seen:
             raise ParameterError(f"--detector {name} is given twice")
         seen.add(name)
-    params = parse_detector_params(pairs, detectors)
-    shared = params.pop(None)
-    choices = []
-    for name in detectors:
-        plain = bench.resolve_detector(name)
-        own = {key: value for key, value in shared.items() if key in plain.accepted()}
-        own.update(params.get(name, {}))
-        choices.append(bench.resolve_detector(name, own))
-    for key in shared:
-        if not any(key in c.accepted() for c in choices):
-            raise ParameterError(f"--param {key}=...: none of the detectors has a parameter {key!r}")
+    plain = {name: bench.resolve_detector(name) for name in detectors}
+    accepted = {name: None if accepts_any_keyword(choice.cls) else set(choice.accepted())
+                for name, choice in plain.items()}
+    params = distribute(parse_assignments(pairs), list(detectors), accepted, same_detector)
+    choices = [bench.resolve_detector(name, params[name]) for name in detectors]
     labels = [c.label for c in choices]
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
@@ -91,12 +36,13 @@ def build_choices(detectors, pairs) -> list:
 
 @click.command()
 @click.argument("data")
+@config_option
 @click.option("--label-column", "-y", required=True, metavar="NAME",
               help="Column holding the true labels: 1 = anomaly, 0 = normal.")
-@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME",
+@click.option("--detector", "-d", "detectors", multiple=True, metavar="NAME", shell_complete=complete_detector,
               help="Detector to compare: a registered name (`adscore plugins`) or a PyOD class path "
                    "such as pyod.models.auto_encoder:AutoEncoder. Repeatable.")
-@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE",
+@click.option("--param", "-p", "params", multiple=True, metavar="[DETECTOR.]KEY=VALUE", callback=params_with_config,
               help="Parameter for one detector (toll.lam=0.5) or, without a prefix, for every "
                    "detector that has it (epochs=20). Repeatable.")
 @click.option("--protocol", type=click.Choice(bench.PROTOCOLS), default="one-class", show_default=True,
@@ -107,8 +53,9 @@ def build_choices(detectors, pairs) -> list:
               default=bench.DEFAULT_TEST_SIZE, show_default=True, help="Fraction of rows in the test part.")
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the summary as JSON.")
-def benchmark(data, label_column, detectors, params, protocol, seeds, test_size, columns, exclude,
-              id_columns, as_json):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-run lines on stderr.")
+def benchmark(data, config, label_column, detectors, params, protocol, seeds, test_size, columns, exclude,
+              id_columns, as_json, quiet):
     """Compare detectors on labelled DATA: ROC-AUC, average precision, fit and score time.
 
     Each seed makes a stratified train/test split of DATA; every detector is fitted on the
@@ -129,25 +76,31 @@ def benchmark(data, label_column, detectors, params, protocol, seeds, test_size,
     X, y = bench.check_labelled(table.X, table.labels, what=f"data {data}")
     bench.split_indices(y, 0, test_size)  # a clear error before any fitting
     n_anom = int(y.sum())
-    echo_err(f"benchmark on {data}: {X.shape[0]} rows x {X.shape[1]} features, {n_anom} labelled "
-             f"anomalies ({n_anom / len(y):.1%}); {bench.describe_protocol(protocol, test_size)}; "
-             f"seeds 0..{seeds - 1}")
+    if not quiet:
+        echo_err(f"benchmark on {data}: {X.shape[0]} rows x {X.shape[1]} features, {n_anom} labelled "
+                 f"anomalies ({n_anom / len(y):.1%}); {bench.describe_protocol(protocol, test_size)}; "
+                 f"seeds 0..{seeds - 1}")
+    width = max(len(c.label) for c in choices)
+    runs = RunProgress(len(choices) * seeds, quiet)
 
     def progress(record):
-        echo_err(f"  seed {record['seed']}  {record['detector']:<24} ROC-AUC {record['roc_auc']:.3f}  "
-                 f"AP {record['ap']:.3f}  fit {record['fit_s']:.2f}s  score {record['score_s']:.3f}s")
+        runs(f"  seed {record['seed']}  {record['detector']:<{width}}  ROC-AUC {record['roc_auc']:.3f}  "
+             f"AP {record['ap']:.3f}  fit {record['fit_s']:7.2f}s  score {record['score_s']:7.3f}s")
 
-    records = bench.run_benchmark(choices, X, y, range(seeds), protocol, test_size, progress=progress)
+    try:
+        records = bench.run_benchmark(choices, X, y, range(seeds), protocol, test_size, progress=progress)
+    finally:
+        runs.close()
     summary = bench.summarise(records, order=[c.label for c in choices])
     if as_json:
         params_of = {c.label: c.describe_params() for c in choices}
         for row in summary:
             row["params"] = params_of[row["detector"]]
-        payload = {
+        echo_json({
             "data": data, "n_rows": int(X.shape[0]), "n_features": int(X.shape[1]),
             "n_anomalies": n_anom, "protocol": protocol, "test_size": test_size,
-            "seeds": list(range(seeds)), "summary": summary, "runs": records,
-        }
-        click.echo(json.dumps(payload, indent=2))
+            "seeds": list(range(seeds)), "summary": schema.benchmark_rows(summary),
+            "runs": schema.benchmark_rows(records),
+        })
         return
     click.echo(bench.format_summary(summary))

@@ -6,7 +6,7 @@ from ..hookspecs import hookimpl
 def register_commands(cli):
     from . import analysis, benchmark, demo, fit, inspect, report, score
 
-    for command in (fit.fit, score.score, inspect.plugins, inspect.info, analysis.explain,
+    for command in (fit.fit, score.score, inspect.plugins, inspect.params, inspect.info, analysis.explain,
                     analysis.threshold, analysis.evaluate, report.report, benchmark.benchmark, demo.example,
                     demo.demo):
         cli.add_command(command)

@@ -5,9 +5,8 @@ import time
 from importlib import resources
 
 import click
-import numpy as np
 
-from ._common import build_detector, echo_err, fit_detector, write_stdout
+from ._common import build_detector, complete_detector, echo_err, fit_detector, write_stdout
 
 
 EXAMPLE_FILE = "breast_cancer.csv"
@@ -38,7 +37,8 @@ def example(output):
 
 
 @click.command()
-@click.option("--detector", "-d", default="toll", show_default=True, help="Detector to demonstrate.")
+@click.option("--detector", "-d", default="toll", show_default=True, shell_complete=complete_detector,
+              help="Detector to demonstrate.")
 @click.option("--top", default=10, show_default=True, help="How many top anomalies to show.")
 def demo(detector, top):
     """Fit a detector on the embedded example and show the top anomalies.
@@ -48,6 +48,7 @@ def demo(detector, top):
     """
     import io
 
+    import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
@@ -63,8 +64,8 @@ def demo(detector, top):
     seconds = time.perf_counter() - started
     scores = model.decision_scores_
     order = np.argsort(-scores, kind="stable")[:top]
-    shown = pd.DataFrame({"id": table.ids["id"].to_numpy()[order], "score": scores[order],
-                          "flagged": model.labels_[order], "true_label": table.labels[order]})
+    shown = pd.DataFrame({"id": table.ids["id"].to_numpy()[order], "anomaly_score": scores[order],
+                          "is_anomaly": model.labels_[order], "true_label": table.labels[order]})
     click.echo(f"top {len(order)} anomalies by {name} score (fit {seconds:.2f}s):")
     click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     hits = int(table.labels[order].sum())

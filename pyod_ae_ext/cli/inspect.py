@@ -1,23 +1,26 @@
-"""``adscore plugins`` and ``adscore info``: what is installed, what a model file holds."""
+"""``adscore plugins``, ``adscore params`` and ``adscore info``: what is installed, what a
+detector takes, what a model file holds."""
 from __future__ import annotations
 
-import json
 
 import click
 
-from ._common import sign_key_option, signing_key
+from ._common import complete_detector, echo_json, format_table, json_safe, sign_key_option, signing_key
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json):
-    """List installed plugins and the detectors they provide."""
+    """List installed plugins and the detectors they provide.
+
+    Nothing of the detectors themselves is imported: `adscore params NAME` shows one
+    detector's parameters.
+    """
     from ..registry import get_registry
 
     registry = get_registry()
-    detectors = registry.detectors
     rows = []
-    for spec in detectors.values():
+    for spec in registry.detectors.values():
         info = registry.plugins.get(spec.plugin)
         rows.append({
             "detector": spec.name,
@@ -26,18 +29,71 @@ def plugins(as_json):
             "distribution": info.distribution if info else "",
             "version": info.version if info else "",
             "summary": spec.summary,
-            "class": f"{spec.cls.__module__}.{spec.cls.__qualname__}",
+            "class": spec.path.replace(":", "."),
         })
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json({"detectors": rows})
         return
+    name_width = max(len(row["detector"]) for row in rows)
+    alias_width = max(len(", ".join(row["aliases"])) for row in rows)
     for plugin_name, info in sorted(registry.plugins.items()):
+        members = [row for row in rows if row["plugin"] == plugin_name]
+        if not members:
+            continue
         source = f"{info.distribution} {info.version}".strip()
         click.echo(f"{plugin_name}" + (f"  ({source})" if source else ""))
-        for row in rows:
-            if row["plugin"] == plugin_name:
-                alias = f" [{', '.join(row['aliases'])}]" if row["aliases"] else ""
-                click.echo(f"  {row['detector']:<14}{alias}  {row['summary']}")
+        for row in members:
+            aliases = ", ".join(row["aliases"])
+            click.echo(f"  {row['detector']:<{name_width}}  {aliases:<{alias_width}}  {row['summary']}".rstrip())
+
+
+@click.command()
+@click.argument("detector", shell_complete=complete_detector)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def params(detector, as_json):
+    """Every parameter of DETECTOR: default, type and meaning.
+
+    DETECTOR is a name or alias from `adscore plugins` (ours, PyOD's baselines,
+    third-party plugins) or a PyOD class path such as pyod.models.knn.KNN. The meaning
+    is the first sentence of the parameter's entry in the class's numpy docstring.
+    Set a parameter with `adscore fit -d DETECTOR -p NAME=VALUE`.
+
+    \b
+    Examples:
+      adscore params toll
+      adscore params pyod.models.lof.LOF --json
+    """
+    label, path, summary, parameters = describe(detector)
+    if as_json:
+        echo_json({"detector": label, "class": path.replace(":", "."), "summary": summary,
+                   "parameters": [{"name": p.name, "default": json_safe(p.default), "type": p.type,
+                                   "required": p.required, "description": p.description} for p in parameters]})
+        return
+    click.echo(f"{label}: {summary}" if summary else label)
+    click.echo(f"class {path.replace(':', '.')}; set with -p NAME=VALUE")
+    table = [("parameter", "default", "type", "meaning")]
+    table += [(p.name, "(required)" if p.required else repr(p.default), p.type, p.description) for p in parameters]
+    click.echo(format_table(table))
+
+
+def describe(detector):
+    """(label, "module:Class", summary, [ParameterDoc]) without importing the class where the source allows."""
+    from ..paramdocs import describe_detector
+    from ..registry import get_registry, import_pyod_class, is_class_path
+
+    if not is_class_path(detector):
+        spec = get_registry().resolve(detector)
+        return spec.name, spec.path, spec.summary, describe_detector(spec.target)
+    module, sep, name = detector.strip().partition(":")
+    if not sep:
+        module, _, name = detector.strip().rpartition(".")
+    if not module.startswith("pyod."):
+        import_pyod_class(detector)  # refuses it, naming the fix
+    try:
+        return detector.strip(), f"{module}:{name}", "", describe_detector(f"{module}:{name}")
+    except (ImportError, AttributeError):
+        import_pyod_class(detector)  # says what is wrong with the path
+        raise
 
 
 @click.command()
@@ -45,7 +101,12 @@ def plugins(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the full metadata as JSON.")
 @sign_key_option
 def info(model, as_json, sign_key_file):
-    """Show what a model file holds (detector, parameters, features, threshold, versions).
+    """Show what a model file holds and how it was fitted.
+
+    Detector, parameters, features, the id/excluded/label columns `fit` was given
+    (later commands reuse them), training rows, fit date and duration, final training
+    loss and whether it was still falling, the threshold and where it came from, the
+    content hash, versions.
 
     The file's integrity is checked first, and its signature when a key is set
     (--sign-key-file or $ADSCORE_SIGNING_KEY); nothing in it is run or imported.
@@ -54,27 +115,90 @@ def info(model, as_json, sign_key_file):
 
     key = signing_key(sign_key_file)
     meta = read_metadata(model, signing_key=key)
-    load_detector(model, signing_key=key)  # every check a load makes: info never vouches for a bad file
+    detector = load_detector(model, signing_key=key)  # every check a load makes: info never vouches for a bad file
+    training = training_summary(detector)
     if as_json:
-        click.echo(json.dumps(meta, indent=2, sort_keys=True))
+        echo_json({"model": str(model), **meta, "training": training})
         return
+    fit_info = meta.get("fit_info") or {}
     features = meta.get("feature_names") or []
-    click.echo(f"detector:   {meta['detector']}")
-    click.echo(f"threshold:  {meta['threshold']:.6g}")
-    click.echo(f"features:   {len(features)} ({', '.join(features[:8])}{' ...' if len(features) > 8 else ''})")
-    click.echo("versions:   " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))
-    if meta.get("signature_verified"):
-        signature = "signed, verified with the configured key"
-    elif meta.get("signed"):
-        signature = "signed, not verified (no key set: --sign-key-file or $ADSCORE_SIGNING_KEY)"
-    else:
-        signature = "unsigned"
-    click.echo(f"signature:  {signature}")
-    click.echo(f"sha256:     {meta.get('content_sha256', '')} (detects damage, not deliberate changes)")
+    lines = [
+        ("detector", meta["detector"]),
+        ("features", f"{len(features)} ({', '.join(features[:8])}{' ...' if len(features) > 8 else ''})"),
+        ("id columns", ", ".join(fit_info.get("id_columns", [])) or "-"),
+        ("excluded", ", ".join(fit_info.get("exclude", [])) or "-"),
+        ("label", fit_info.get("label_column") or "-"),
+        ("fitted", _fitted_line(fit_info, training)),
+        *[(f"loss {name}" if name else "loss", text) for name, text in _loss_lines(training)],
+        ("threshold", f"{meta['threshold']:.6g} ({describe_threshold_source(fit_info.get('threshold_source'))})"),
+        ("signature", _signature_line(meta)),
+        ("sha256", f"{meta.get('content_sha256', '')} (detects damage, not deliberate changes)"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())),
+    ]
+    width = max(len(label) for label, _ in lines) + 2
+    for label, text in lines:
+        click.echo(f"{label + ':':<{width}}{text}")
     click.echo("parameters:")
-    for key, value in sorted(meta.get("params", {}).items()):
+    for name, value in sorted(meta.get("params", {}).items()):
         if isinstance(value, dict) and set(value) == {"__tuple__"}:
             value = tuple(value["__tuple__"])
-        click.echo(f"  {key} = {value!r}")
+        click.echo(f"  {name} = {value!r}")
 
 
+def training_summary(detector) -> dict:
+    """Rows, and per network the epochs, final loss and whether it was still falling."""
+    members = getattr(detector, "members_", None)
+    names = getattr(detector, "member_names_", None)
+    nets = list(zip(names, members)) if members is not None and names is not None else [("", detector)]
+    losses = {}
+    for name, member in nets:
+        history = (getattr(member, "history_", None) or {}).get("loss") or []
+        if history:
+            losses[name] = {"epochs": len(history), "final_loss": float(history[-1]),
+                            "still_falling": loss_still_falling(history)}
+    return {"n_rows": int(len(detector.decision_scores_)), "loss": losses}
+
+
+def loss_still_falling(history, window: int = 5, tolerance: float = 0.01) -> bool:
+    """Whether the loss dropped by more than ``tolerance`` (relative) over the last ``window`` epochs."""
+    if len(history) < 2:
+        return False
+    earlier = history[-1 - min(window, len(history) - 1)]
+    return (earlier - history[-1]) > tolerance * abs(earlier)
+
+
+def describe_threshold_source(source) -> str:
+    if not source:
+        return "source not recorded"
+    method = source["method"]
+    if method == "contamination":
+        return f"contamination {source['contamination']:g}: that share of training rows is flagged"
+    where = f"labelled {source['data']}" if source.get("data") else "labelled data"
+    rows = f", {source['rows']} rows" if "rows" in source else ""
+    if method == "f1":
+        return f"max F1 on {where}{rows}"
+    return (f"min cost on {where}{rows}: {source.get('cost_false_alarm', 1):g} per false alarm, "
+            f"{source.get('cost_missed', 1):g} per missed anomaly")
+
+
+def _fitted_line(fit_info, training) -> str:
+    parts = [f"{training['n_rows']} training rows"]
+    if "fitted_at" in fit_info:
+        parts.append(f"on {fit_info['fitted_at']}")
+    if "fit_seconds" in fit_info:
+        parts.append(f"in {fit_info['fit_seconds']:.2f}s")
+    return " ".join(parts)
+
+
+def _loss_lines(training):
+    for name, loss in training["loss"].items():
+        trend = "still falling: more epochs may help" if loss["still_falling"] else "levelled off"
+        yield name, f"{loss['final_loss']:.6g} after {loss['epochs']} epochs ({trend})"
+
+
+def _signature_line(meta) -> str:
+    if meta.get("signature_verified"):
+        return "signed, verified with the configured key"
+    if meta.get("signed"):
+        return "signed, not verified (no key set: --sign-key-file or $ADSCORE_SIGNING_KEY)"
+    return "unsigned"

@@ -8,22 +8,26 @@ from pathlib import Path
 
 import click
 
-from ._common import echo_err, sign_key_option, signing_key, write_stdout
-from .analysis import _id_option, _load, _model_option
+from ._common import data_options, echo_err, sign_key_option, signing_key, write_stdout
+from ._config import config_option
+from .analysis import _load, _model_option
 
 
 @click.command()
 @click.argument("data")
+@config_option
 @_model_option
-@click.option("--label-column", metavar="NAME", help="0/1 column (1 = anomaly): adds metrics, ROC and PR curves.")
-@_id_option
+@click.option("--label-column", metavar="NAME",
+              help="0/1 column (1 = anomaly): adds metrics, ROC and PR curves [default: the one given to `fit`].")
+@data_options
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
               help="How many of the highest-scoring rows to list.")
 @click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
               help="Most contributing features shown per row.")
 @click.option("-o", "--output", required=True, metavar="FILE.html", help="Where to write the report; - for stdout.")
 @sign_key_option
-def report(data, model, label_column, id_columns, top, n_features, output, sign_key_file):
+def report(data, config, model, label_column, columns, exclude, id_columns, top, n_features, output,
+           sign_key_file):
     """Write a self-contained HTML report on MODEL scoring DATA.
 
     One file to open in a browser or send to someone: what was fitted on what
@@ -35,7 +39,12 @@ def report(data, model, label_column, id_columns, top, n_features, output, sign_
     Needs matplotlib (pip install "pyod-ae-ext[plot]").
 
     \b
+    The id and label columns given to `adscore fit` are used unless --id-column or
+    --label-column name others.
+
+    \b
     Examples:
+      adscore report -m toll.adscore example.csv -o report.html
       adscore report -m toll.adscore --id-column id --label-column label example.csv -o report.html
       adscore report -m toll.adscore new.csv -o - > report.html
     """
@@ -44,10 +53,10 @@ def report(data, model, label_column, id_columns, top, n_features, output, sign_
     from ..persistence import read_metadata
     from ..report import build_report
 
-    check_output_path(output, inputs=[data, model, sign_key_file])
+    check_output_path(output, inputs=[data, model, config, sign_key_file])
     require_matplotlib("adscore report")
     metadata = read_metadata(model, signing_key=signing_key(sign_key_file))
-    detector, table = _load(model, data, id_columns, label_column, sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file)
     page = build_report(detector, table.X, table.feature_names, ids=table.ids, labels=table.labels,
                         metadata=metadata, data_name="standard input" if data == "-" else Path(data).name,
                         model_name=Path(model).name, top=top, n_features=n_features)
