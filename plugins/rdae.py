@@ -218,6 +218,8 @@ class _RobustDeepAutoEncoder(AutoEncoder):
         (see the class docstring).
         """
         super().fit(X, y)
+        if self._has_members():  # each member has its own decomposition: members_[k].S_, .L_
+            return self
         self.L_ = as_feature_matrix(X) - self.S_
         return self
 
