@@ -282,6 +282,13 @@ class AutoEncoderDetector(BaseDetector):
         ``[{"latent_dim": 4}, {"latent_dim": 16}]``), for hyperparameter ensembles.
     """
 
+    trains_batched = True
+    """Whether members (``n_members > 1``) of this family may train stacked in one computation.
+
+    Needs a loss that treats each member's network on its own and an elementwise
+    optimiser (Adam, SGD); :mod:`pyod_ae_ext.members` also checks the callbacks.
+    """
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:

@@ -192,7 +192,7 @@ def _batchable(member, train, validation, callbacks) -> bool:
     """Whether ``member``'s training can run stacked with others (see the module docstring)."""
     from .engine import AutoEncoderDetector
 
-    if not getattr(member, "trains_batched", True) or validation is not None or member.batch_norm:
+    if not member.trains_batched or validation is not None or member.batch_norm:
         return False
     if type(member).n_training_epochs is not AutoEncoderDetector.n_training_epochs:
         return False
