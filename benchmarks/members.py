@@ -12,8 +12,6 @@ data set, 1 = best) and fit seconds (markdown).
 from __future__ import annotations
 
 import argparse
-import json
-import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -24,7 +22,7 @@ from scipy.stats import rankdata
 from pyod_ae_ext import benchmarking as bench
 
 from .accuracy import DATASETS
-from .common import load_dataset, log, markdown_table, require_datasets
+from .common import markdown_table, require_datasets, run_grid
 
 BASELINES = (("knn", "knn"), ("iforest", "iforest"), ("ecod", "ecod"),
              ("pyod:AutoEncoder", "pyod.models.auto_encoder:AutoEncoder"))
@@ -49,23 +47,8 @@ def choices(families, settings):
 def run(args) -> int:
     require_datasets()
     warnings.simplefilter("ignore")
-    path = Path(args.out)
-    done = {(r["dataset"], r["protocol"], r["detector"], r["seed"]) for r in _records(path)}
     detectors = choices(args.families, args.settings)
-    with open(path, "a") as out:
-        for protocol in args.protocols:
-            for dataset in args.datasets or DATASETS:
-                X, y = load_dataset(dataset)
-                todo = [c for c in detectors
-                        if any((dataset, protocol, c.label, s) not in done for s in range(args.seeds))]
-                if not todo:
-                    continue
-                started = time.perf_counter()
-                for record in bench.run_benchmark(todo, X, y, list(range(args.seeds)), protocol=protocol):
-                    out.write(json.dumps({**record, "dataset": dataset}) + "\n")
-                out.flush()
-                log(f"{protocol} {dataset}: {len(todo)} detectors in {time.perf_counter() - started:.0f}s")
-    print(render(_records(path)))
+    print(render(run_grid(detectors, args.datasets or DATASETS, args.protocols, args.seeds, Path(args.out))))
     return 0
 
 
@@ -95,12 +78,6 @@ def render(records) -> str:
         parts.append(f"#### {protocol}\n\n" + markdown_table(
             ["detector", "datasets", "mean ROC-AUC %", "mean AP %", "mean rank", "fit s"], rows))
     return "\n\n".join(parts)
-
-
-def _records(path: Path) -> list:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv=None) -> int:

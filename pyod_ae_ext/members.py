@@ -125,7 +125,7 @@ def fit_members(detector, X: np.ndarray) -> None:
     detector.members_ = members
     detector.member_params_ = [{"random_state": int(seed), **params}
                                for seed, params in zip(seeds, detector.member_params or [{}] * len(members))]
-    detector.member_sample_sizes_ = [int(len(index)) for index in rows]
+    detector.member_sample_sizes_ = [len(index) for index in rows]
     detector.member_standardisers_ = np.array([_standardiser(m.decision_scores_) for m in members])
     detector.decision_scores_ = _combined_training_scores(detector, X, rows)
 
