@@ -33,6 +33,10 @@ SETTINGS = {
     "K=5": {"n_members": 5},
     "K=5 sub=0.5": {"n_members": 5, "member_subsample": 0.5},
     "K=5 sub=256": {"n_members": 5, "member_subsample": 256},
+    "K=10 sub=256": {"n_members": 10, "member_subsample": 256},
+    "K=5 sub=512": {"n_members": 5, "member_subsample": 512},
+    "K=10 sub=512": {"n_members": 10, "member_subsample": 512},
+    "K=5 sub=1024": {"n_members": 5, "member_subsample": 1024},
 }
 
 
