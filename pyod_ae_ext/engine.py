@@ -284,15 +284,17 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp"; for
         the image backbones None means one grey square image, ``(1, s, s)`` for
         ``s * s`` features (other widths need the shape).
-    n_members : int, default 1
+    n_members : int or "auto", default 1
         Networks of this family fitted and combined (:mod:`pyod_ae_ext.members`): each
         is this detector with its own seed (and rows and parameters, below); their
         scores are standardised on their own training scores and averaged. Members
         that differ only by seed are trained as one batched computation. 1 is the
-        paper's single network.
-    member_subsample : None, float in (0, 1] or int >= 2, default None
+        paper's single network; "auto" is 10 with the "mlp" backbone and 1 with the
+        others (``pyod_ae_ext.members.AUTO_MEMBERS``).
+    member_subsample : None, float in (0, 1], int >= 2 or "auto", default None
         Rows each member trains on, drawn by seed without replacement: a fraction of
-        the training rows or a number of rows; None gives every member every row.
+        the training rows or a number of rows; None gives every member every row;
+        "auto" is 512 rows with several members (every row when there are fewer).
     member_params : list of dict or None, default None
         One dict per member of parameters that member sets differently (e.g.
         ``[{"latent_dim": 4}, {"latent_dim": 16}]``), for hyperparameter ensembles.
@@ -464,7 +466,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self._set_n_classes(y)
         for stale in ("members_", "net_", "latent_reference_"):
             self.__dict__.pop(stale, None)
-        if self.n_members > 1:
+        if self._n_networks() > 1:
             from .members import fit_members
 
             X = check_training_data(self, X)
@@ -743,6 +745,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     # ---- helpers ------------------------------------------------------------
 
+    def _n_networks(self) -> int:
+        from .members import resolved_members
+
+        return resolved_members(self)[0]
+
     def _has_members(self) -> bool:
         return getattr(self, "members_", None) is not None
 
@@ -908,7 +915,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         from .errors import InconsistentModelError
         from .persistence import require_int, require_tensor
 
-        if self.n_members > 1:
+        if self._n_networks() > 1:
             from .members import restore_members
 
             restore_members(self, meta, tensors)

@@ -44,14 +44,37 @@ from .validation import check_number
 MEMBER_PARAMETERS = ("n_members", "member_subsample", "member_params")
 """Parameters of the detector that describe its members (not passed on to them)."""
 
+AUTO_MEMBERS = 10
+AUTO_SUBSAMPLE = 512
+"""``n_members="auto"`` and ``member_subsample="auto"``: 10 networks on 512 rows each for
+the fully connected backbone (chosen on the shared ADBench sets in both protocols,
+``benchmarks/members.py``); one network on every row for structured backbones (images,
+sequences), where this was not measured."""
+
+
+def resolved_members(detector) -> tuple[int, object]:
+    """``(n_members, member_subsample)`` with ``"auto"`` replaced by its rule (see :data:`AUTO_SUBSAMPLE`)."""
+    structured = detector.backbone != "mlp"
+    n_members = detector.n_members
+    if isinstance(n_members, str) and n_members == "auto":
+        n_members = 1 if structured else AUTO_MEMBERS
+    subsample = detector.member_subsample
+    if isinstance(subsample, str) and subsample == "auto":
+        subsample = None if structured or n_members == 1 else AUTO_SUBSAMPLE
+    return n_members, subsample
+
 
 # ---- parameters -------------------------------------------------------------
 
 
 def check_member_params(detector) -> None:
     """Raise :class:`ParameterError` for a bad ``n_members``, ``member_subsample`` or ``member_params``."""
-    check_number("n_members", detector.n_members, 1, integer=True)
-    subsample = detector.member_subsample
+    for name in ("n_members", "member_subsample"):
+        value = getattr(detector, name)
+        if isinstance(value, str) and value != "auto":
+            raise ParameterError(f"{name} must be a number or 'auto', got {value!r}")
+    n_members, subsample = resolved_members(detector)
+    check_number("n_members", n_members, 1, integer=True)
     if subsample is not None:
         if isinstance(subsample, bool) or not isinstance(subsample, numbers.Real):
             raise ParameterError(f"member_subsample must be None, a fraction in (0, 1] or a number of rows "
@@ -63,10 +86,10 @@ def check_member_params(detector) -> None:
     overrides = detector.member_params
     if overrides is None:
         return
-    if not isinstance(overrides, (list, tuple)) or len(overrides) != detector.n_members \
+    if not isinstance(overrides, (list, tuple)) or len(overrides) != n_members \
             or not all(isinstance(o, dict) for o in overrides):
-        raise ParameterError(f"member_params must be None or a list of {detector.n_members} dicts (one per member, "
-                             f"n_members={detector.n_members}), got {overrides!r}")
+        raise ParameterError(f"member_params must be None or a list of {n_members} dicts (one per member, "
+                             f"n_members={n_members}), got {overrides!r}")
     allowed = set(detector.get_params(deep=False)) - set(MEMBER_PARAMETERS) - {"random_state"}
     for k, params in enumerate(overrides):
         unknown = sorted(set(params) - allowed)
@@ -87,7 +110,7 @@ def _member_template(detector):
 
 def build_members(detector, seeds) -> list:
     """Unfitted member detectors: the template with member k's seed and overrides."""
-    overrides = detector.member_params or [{}] * detector.n_members
+    overrides = detector.member_params or [{}] * resolved_members(detector)[0]
     template = _member_template(detector)
     return [clone(template).set_params(random_state=int(seed), **params) for seed, params in zip(seeds, overrides)]
 
@@ -111,9 +134,10 @@ def fit_members(detector, X: np.ndarray) -> None:
     ``member_sample_sizes_``, ``member_standardisers_`` and ``decision_scores_``.
     """
     rng = check_random_state(detector.random_state)
-    seeds = rng.randint(np.iinfo(np.int32).max, size=detector.n_members)
+    n_members, subsample = resolved_members(detector)
+    seeds = rng.randint(np.iinfo(np.int32).max, size=n_members)
     members = build_members(detector, seeds)
-    rows = member_rows(X.shape[0], detector.member_subsample, detector.n_members, rng)
+    rows = member_rows(X.shape[0], subsample, n_members, rng)
     for group in _training_groups(members):
         if len(group) > 1 and _phased_fit(members[group[0]]):
             _fit_group([members[k] for k in group], [X[rows[k]] for k in group], group, len(members),
@@ -376,7 +400,7 @@ def restore_members(detector, meta: dict, tensors: dict) -> None:
     from .persistence import detector_from_state, require_int, require_tensor
 
     n_features = require_int(meta, "n_features_in", minimum=1)
-    k_members = int(detector.n_members)
+    k_members = int(resolved_members(detector)[0])
     members_meta, member_params, sizes = meta.get("members"), meta.get("member_params"), meta.get("member_sample_sizes")
     for key, value in (("members", members_meta), ("member_params", member_params),
                        ("member_sample_sizes", sizes)):

@@ -20,7 +20,8 @@ def X():
 
 
 def _fit(name, X, **params):
-    return pyod_ae_ext.make_detector(name, **{"epochs": 3, "random_state": 0, **params}).fit(X)
+    return pyod_ae_ext.make_detector(name, **{"epochs": 3, "random_state": 0, "n_members": 1,
+                                              "member_subsample": None, **params}).fit(X)
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC_LOSS)
