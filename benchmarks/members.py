@@ -29,8 +29,8 @@ BASELINES = (("knn", "knn"), ("iforest", "iforest"), ("ecod", "ecod"),
 FAMILIES = ("ae", "toll")
 # label suffix -> member parameters
 SETTINGS = {
-    "K=1": {},
-    "K=5": {"n_members": 5},
+    "K=1": {"n_members": 1},
+    "K=5": {"n_members": 5, "member_subsample": None},
     "K=5 sub=0.5": {"n_members": 5, "member_subsample": 0.5},
     "K=5 sub=256": {"n_members": 5, "member_subsample": 256},
     "K=10 sub=256": {"n_members": 10, "member_subsample": 256},
