@@ -212,6 +212,9 @@ def detector_to_state(detector) -> tuple[dict, dict]:
             "python": platform.python_version(),
         },
     }
+    windows = getattr(detector, "series_windows_", None)
+    if windows is not None:  # fitted on the windows of a series (pyod_ae_ext.windows)
+        meta["series_windows"] = windows.to_json()
     if hasattr(detector, "_fitted_state"):
         state, tensors = detector._fitted_state()
         meta["state"] = state
@@ -245,9 +248,26 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
         raise inconsistent(source, f"it names {len(names)} features but was fitted on {n_features}")
     if names is not None:
         detector.feature_names_in_ = np.asarray(names, dtype=object)
+    if "series_windows" in meta:
+        detector.series_windows_ = _series_windows(meta["series_windows"], names, n_features, source)
     set_threshold(detector, meta["threshold"])
     _check_scores_data(detector, n_features, source)
     return detector
+
+
+def _series_windows(data, names, n_features: int | None, source: str):
+    """The saved window settings, checked, and consistent with the features the detector was fitted on."""
+    from .windows import WindowSettings
+
+    try:
+        settings = WindowSettings.from_json(data)
+    except InconsistentModelError as exc:
+        raise inconsistent(source, str(exc)) from None
+    expected = settings.feature_names()
+    if (names is not None and names != expected) or (n_features is not None and n_features != len(expected)):
+        raise inconsistent(source, f"its window settings ({settings.window} steps x {len(settings.value_columns)} "
+                                   "column(s)) do not match the features it was fitted on")
+    return settings
 
 
 def set_threshold(detector, threshold: float) -> None:
