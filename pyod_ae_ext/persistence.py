@@ -42,6 +42,7 @@ files that cross a trust boundary.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -619,6 +620,9 @@ def _feature_names(detector):
 def _skops_tensors(detector, name: str) -> dict:
     import skops.io
 
+    if hasattr(detector, "series_windows_"):  # saved in the metadata, not in the skops payload
+        detector = copy.copy(detector)
+        del detector.series_windows_
     payload = skops.io.dumps(detector)
     # never write a file that load_detector would refuse
     root, nodes = skops_node_types(payload, f"detector {name!r}")
