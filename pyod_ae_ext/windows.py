@@ -327,6 +327,8 @@ def fit_series(detector, frame, settings: WindowSettings):
         detector.set_params(input_shape=(settings.window, len(settings.value_columns)))
     _, _, windows = series_windows(frame, settings)
     detector.fit(windows)
+    if getattr(detector, "feature_names_in_", None) is None:  # PyOD's detectors do not keep them
+        detector.feature_names_in_ = np.asarray(settings.feature_names(), dtype=object)
     detector.series_windows_ = settings
     return detector
 
