@@ -322,11 +322,20 @@ def fit_series(detector, frame, settings: WindowSettings):
     A structured backbone (anything but ``"mlp"``) whose ``input_shape`` is None gets
     ``(window, n_columns)``, the layout of the window rows.
     """
+    detector.fit(training_windows(detector, frame, settings))
+    return mark_series_model(detector, settings)
+
+
+def training_windows(detector, frame, settings: WindowSettings):
+    """The window rows to fit ``detector`` on (the first half of :func:`fit_series`)."""
     params = detector.get_params(deep=False)
     if params.get("backbone", "mlp") != "mlp" and "input_shape" in params and params["input_shape"] is None:
         detector.set_params(input_shape=(settings.window, len(settings.value_columns)))
-    _, _, windows = series_windows(frame, settings)
-    detector.fit(windows)
+    return series_windows(frame, settings)[2]
+
+
+def mark_series_model(detector, settings: WindowSettings):
+    """Record on a detector fitted on window rows that it scores series with ``settings`` (second half)."""
     if getattr(detector, "feature_names_in_", None) is None:  # PyOD's detectors do not keep them
         detector.feature_names_in_ = np.asarray(settings.feature_names(), dtype=object)
     detector.series_windows_ = settings
