@@ -16,16 +16,17 @@ windows; each time point then gets one score:
 When ``stride`` does not divide ``n_points - window``, one more window ending at the
 last point is added, so every point is covered by at least one window.
 
-Timestamps (numbers, or dates and times that pandas parses) must be strictly
-increasing: an unsorted or repeated timestamp is refused naming the row (sort the file
-and remove duplicates first; the scores are given in the file's order, which is why it
-is not re-sorted silently). The sampling period is the median step of the training
+Timestamps (numbers, or dates and times that pandas parses) must increase: an
+unsorted timestamp is refused naming the row (sort the file first; scores are given in
+the file's order, which is why it is not re-sorted silently). The sampling period is the median step of the training
 series and is saved with the model. A step that differs from it (a missing point, an
 irregular timestamp) is refused with ``gaps="refuse"`` (default), or, with
 ``gaps="interpolate"``, the series is resampled onto the regular grid
 ``t_0 + k * period`` by linear interpolation between its neighbours, and every original
-point takes the score of the grid point nearest to it. A series to be scored must have
-the model's period.
+point takes the score of the grid point nearest to it; with ``gaps="interpolate"``,
+points that share a timestamp are averaged first (and each gets that time's score),
+while ``gaps="refuse"`` refuses a repeated timestamp too. A series to be scored must
+have the model's period.
 
 **A table whose rows are fixed-length sequences** (e.g. heartbeats) needs nothing
 from here: each row is scored as it is, with a sequence backbone and
@@ -181,22 +182,27 @@ def _refuse_missing(missing: np.ndarray, name: str, series) -> None:
                         "every point needs a time")
 
 
-def check_increasing(times: np.ndarray, name: str) -> None:
-    """Timestamps must be strictly increasing; DataError naming the first row that is not."""
+def check_increasing(times: np.ndarray, name: str, allow_repeats: bool = False) -> None:
+    """Timestamps must increase (strictly, unless ``allow_repeats``); DataError naming the first row that does not."""
     steps = np.diff(times)
-    bad = np.flatnonzero(steps <= 0)
+    bad = np.flatnonzero(steps < 0 if allow_repeats else steps <= 0)
     if bad.size:
         row = int(bad[0]) + 1
-        what = "repeats the timestamp of" if steps[bad[0]] == 0 else "is earlier than"
-        raise DataError(f"time column {name!r}: row {row} {what} row {row - 1}; timestamps must be strictly "
-                        f"increasing: sort the series by {name!r} and remove duplicate times first")
+        if steps[bad[0]] == 0:
+            raise DataError(f"time column {name!r}: row {row} repeats the timestamp of row {row - 1}; remove "
+                            "duplicate times, or average them and resample with gaps='interpolate' "
+                            "(--gaps interpolate)")
+        raise DataError(f"time column {name!r}: row {row} is earlier than row {row - 1}; timestamps must "
+                        f"increase: sort the series by {name!r} first")
 
 
 def median_step(times: np.ndarray, name: str) -> float:
-    """The typical sampling step: the median difference between consecutive timestamps."""
-    if times.size < 2:
-        raise DataError(f"time column {name!r} has {times.size} point(s); a series needs at least 2")
-    return float(np.median(np.diff(times)))
+    """The typical sampling step: the median difference between consecutive distinct timestamps."""
+    steps = np.diff(times)
+    steps = steps[steps > 0]
+    if not steps.size:
+        raise DataError(f"time column {name!r} has fewer than 2 distinct timestamps; a series needs at least 2")
+    return float(np.median(steps))
 
 
 def regularise(times: np.ndarray, values: np.ndarray, period: float, gaps: str, name: str) -> RegularSeries:
@@ -212,9 +218,12 @@ def regularise(times: np.ndarray, values: np.ndarray, period: float, gaps: str, 
                         f"and {irregular.size} step(s) in all differ from it; fill the missing points, or "
                         "resample by linear interpolation with gaps='interpolate' (--gaps interpolate)")
     offsets = (times - times[0]).astype(np.float64)
-    n_grid = int(math.floor(offsets[-1] / period + _STEP_TOLERANCE)) + 1
+    distinct, first = np.unique(offsets, return_index=True)
+    # points sharing a timestamp are averaged (offsets are sorted, so each group is contiguous)
+    averaged = np.add.reduceat(values, first, axis=0) / np.diff(np.append(first, offsets.size))[:, None]
+    n_grid = int(math.floor(distinct[-1] / period + _STEP_TOLERANCE)) + 1
     grid = np.arange(n_grid) * period
-    resampled = np.column_stack([np.interp(grid, offsets, values[:, j]) for j in range(values.shape[1])])
+    resampled = np.column_stack([np.interp(grid, distinct, averaged[:, j]) for j in range(values.shape[1])])
     nearest = np.clip(np.rint(offsets / period).astype(np.int64), 0, n_grid - 1)
     return RegularSeries(resampled, nearest, period)
 
@@ -284,7 +293,7 @@ def series_settings(frame, window: int, stride: int = 1, fold: str = "mean", gap
     time_kind = period = None
     if time_column is not None:
         times, time_kind = parse_times(frame[time_column], time_column)
-        check_increasing(times, time_column)
+        check_increasing(times, time_column, allow_repeats=gaps == "interpolate")
         period = median_step(times, time_column)
     return dataclasses.replace(settings, value_columns=value_columns, time_kind=time_kind, period=period)
 
@@ -303,7 +312,7 @@ def regular_values(frame, settings: WindowSettings) -> RegularSeries:
     if kind != settings.time_kind:
         raise DataError(f"time column {settings.time_column!r} holds {kind}s but the model was fitted on "
                         f"{settings.time_kind}s")
-    check_increasing(times, settings.time_column)
+    check_increasing(times, settings.time_column, allow_repeats=settings.gaps == "interpolate")
     return regularise(times, values, settings.period, settings.gaps, settings.time_column)
 
 

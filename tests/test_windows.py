@@ -66,8 +66,10 @@ def test_unsorted_and_repeated_timestamps_are_refused_naming_the_row():
         series_settings(swapped, 16, time_column="ts")
     repeated = frame.copy()
     repeated.loc[5, "ts"] = repeated.loc[4, "ts"]
-    with pytest.raises(DataError, match="row 5 repeats the timestamp of row 4"):
+    with pytest.raises(DataError, match="row 5 repeats the timestamp of row 4.*--gaps interpolate"):
         series_settings(repeated, 16, time_column="ts")
+    with pytest.raises(DataError, match="row 3 is earlier than row 2"):
+        series_settings(swapped, 16, time_column="ts", gaps="interpolate")
 
 
 def test_bad_time_values_are_refused():
@@ -98,6 +100,11 @@ def test_interpolation_is_linear_on_the_grid():
     series = regularise(times, values, 1.0, "interpolate", "t")
     np.testing.assert_allclose(series.values[:, 0], [0, 1, 2, 4, 6, 8, 9])
     np.testing.assert_array_equal(series.grid_index, [0, 1, 2, 5, 6])
+    # a repeated time: its values are averaged, and both rows map to that grid point
+    repeated = regularise(np.array([0.0, 1.0, 1.0, 2.0]), np.array([[0.0], [1.0], [3.0], [4.0]]), 1.0,
+                          "interpolate", "t")
+    np.testing.assert_allclose(repeated.values[:, 0], [0, 2, 4])
+    np.testing.assert_array_equal(repeated.grid_index, [0, 1, 1, 2])
 
 
 def test_one_score_per_point_and_a_model_file_round_trip(tmp_path):
