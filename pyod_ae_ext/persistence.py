@@ -481,6 +481,8 @@ def _restore_fitted(detector, state: dict, tensors: dict, source: str) -> None:
         raise inconsistent(source, str(exc)) from None
     except ModelFileError as exc:  # from a nested member, which names itself
         raise ModelFileError(f"{source}: {exc}") from None
+    except ParameterError as exc:  # parameters that only fail with the data's width, e.g. input_shape
+        raise inconsistent(source, f"its parameters do not fit the features it was fitted on ({exc})") from None
     except AdscoreError:
         raise
     except STATE_ERRORS as exc:  # the safety net behind the explicit checks

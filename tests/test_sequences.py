@@ -8,11 +8,11 @@ from sklearn.metrics import roc_auc_score
 
 import pyod_ae_ext
 from pyod_ae_ext.backbones_sequence import conv_lengths
-from pyod_ae_ext.errors import ParameterError
+from pyod_ae_ext.errors import ModelFileError, ParameterError
 from pyod_ae_ext.plugins.vrae import VRAE
 from pyod_ae_ext.testing import check_detector
 
-from model_payloads import write_model
+from model_payloads import rewrite_model, write_model
 
 FAMILIES = ["ae", "toll", "rdae-l1", "rdae-l21", "vae", "vrae", "ksparse-ae", "deep-ocsvm", "deep-svdd"]
 SEQUENCE_BACKBONES = ["lstm", "gru", "conv1d"]
@@ -191,3 +191,15 @@ def test_vrae_ranks_distorted_sequences_above_normal_ones():
     test[5:10, : 6 * CHANNELS] = 0.0
     detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(32,), epochs=40, lr=3e-3, random_state=0).fit(train)
     assert roc_auc_score(labels, detector.decision_function(test)) > 0.95
+
+
+def test_a_model_file_with_an_input_shape_that_does_not_fit_is_refused(tmp_path):
+    detector = pyod_ae_ext.make_detector("ae", backbone="lstm", input_shape=(STEPS, CHANNELS), hidden_dims=(4,),
+                                         epochs=1, random_state=0).fit(sequences(20))
+
+    def edit(meta, tensors):
+        meta["params"]["input_shape"] = {"__tuple__": [STEPS * CHANNELS, 2]}
+
+    path = rewrite_model(write_model(tmp_path / "m.adscore", detector), edit)
+    with pytest.raises(ModelFileError, match=r"is inconsistent: its parameters do not fit.*input_shape=\(24, 2\)"):
+        pyod_ae_ext.load(path)
