@@ -105,3 +105,17 @@ def test_overlapping_or_reversed_windows_are_refused():
         evaluate_alarms(np.arange(30), np.zeros(30, bool), [(5, 10), (8, 12)])
     with pytest.raises(DataError, match="ends .* before it starts"):
         evaluate_alarms(np.arange(30), np.zeros(30, bool), [(10, 5)])
+
+
+def test_the_nab_benchmark_stops_with_one_line_without_its_data(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "benchmarks.nab", "--quick"], cwd=repo, capture_output=True,
+                            text=True, env={**os.environ, "ADSCORE_DATASETS": str(tmp_path)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("Error: NAB data not found")
+
