@@ -1,12 +1,13 @@
 """Time series: our sequence detectors against PyOD on the NAB series and on synthetic sequences.
 
-``python -m benchmarks.nab [--quick] [--window 32] [--epochs 5] [--series N]``
+``python -m benchmarks.nab [--quick] [--window 32] [--epochs 5] [--fold mean|max] [--series N] [--out FILE]``
 
 Protocol (unsupervised, one fit per series): each series is z-scored by the engine,
 cut into windows of ``--window`` points with stride 1 (``gaps="interpolate"``: a few
 NAB series have missing timestamps), the detector is fitted on all windows of the
 series (anomalies included; NAB's detectors see them too) and scores them; window
-scores are folded to points by their mean (:mod:`pyod_ae_ext.windows`). PyOD's
+scores are folded to points by their mean (``--fold mean``, default) or maximum
+(:mod:`pyod_ae_ext.windows`). PyOD's
 IForest and KNN get the same window vectors; PyOD's ``LSTMAD`` (Malhotra et al. 2015,
 next-step prediction error) gets the z-scored series itself, with the same window as
 look-back.
@@ -73,11 +74,11 @@ def lstmad_scores(frame: pd.DataFrame, window: int, epochs: int, seed: int) -> n
     return detector.decision_scores_
 
 
-def point_scores(label: str, spec, frame: pd.DataFrame, window: int, epochs: int, seed: int) -> np.ndarray:
+def point_scores(spec, frame: pd.DataFrame, window: int, epochs: int, seed: int, fold: str) -> np.ndarray:
     if spec is None:
         return lstmad_scores(frame, window, epochs, seed)
     name, params = spec
-    settings = series_settings(frame, window, stride=1, fold="mean", gaps="interpolate", time_column="timestamp",
+    settings = series_settings(frame, window, stride=1, fold=fold, gaps="interpolate", time_column="timestamp",
                                columns=["value"])
     detector = fit_series(make_detector(name, **params), frame, settings)
     return score_series(detector, frame)
@@ -146,13 +147,13 @@ def synthetic_series(seed: int):
     return f"synthetic-{seed}", frame, t, windows
 
 
-def run_corpus(corpus, detector_specs, window, epochs, seed, log):
+def run_corpus(corpus, detector_specs, window, epochs, seed, fold, log):
     runs = {label: [] for label in detector_specs}
     seconds = {label: 0.0 for label in detector_specs}
     for key, frame, times, windows in corpus:
         for label, spec in detector_specs.items():
             started = time.perf_counter()
-            scores = point_scores(label, spec, frame, window, epochs, seed)
+            scores = point_scores(spec, frame, window, epochs, seed, fold)
             seconds[label] += time.perf_counter() - started
             runs[label].append((times, scores, windows))
         log(f"{key}: {len(frame)} points, done")
@@ -175,6 +176,7 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fold", choices=("mean", "max"), default="mean", help="window scores -> point scores")
     parser.add_argument("--series", type=int, help="only the first N NAB series (default all)")
     parser.add_argument("--quick", action="store_true", help="3 NAB series, 2 synthetic, 1 epoch (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "nab.json")
@@ -190,10 +192,11 @@ def main(argv=None) -> int:
         print(f"Error: NAB data not found at {root}; set ADSCORE_DATASETS", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    nab = run_corpus(nab_series(root, limit), specs, args.window, epochs, args.seed, log)
+    nab = run_corpus(nab_series(root, limit), specs, args.window, epochs, args.seed, args.fold, log)
     synthetic = run_corpus((synthetic_series(s) for s in range(n_synthetic)), specs, args.window, epochs,
-                           args.seed, log)
+                           args.seed, args.fold, log)
     report = {"settings": {"window": args.window, "epochs": epochs, "seed": args.seed, "series": limit,
+                           "fold": args.fold,
                            "quick": args.quick, "quantiles": QUANTILES},
               "env": environment(), "seconds": round(time.perf_counter() - started, 1),
               "nab": nab, "synthetic": synthetic}
