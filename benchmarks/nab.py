@@ -1,13 +1,14 @@
 """Time series: our sequence detectors against PyOD on the NAB series and on synthetic sequences.
 
-``python -m benchmarks.nab [--quick] [--window 32] [--epochs 5] [--fold mean|max] [--series N] [--out FILE]``
+``python -m benchmarks.nab [--quick] [--window 32] [--epochs 5] [--folds mean,max,point] [--series N] [--out FILE]``
 
 Protocol (unsupervised, one fit per series): each series is z-scored by the engine,
 cut into windows of ``--window`` points with stride 1 (``gaps="interpolate"``: a few
 NAB series have missing timestamps), the detector is fitted on all windows of the
 series (anomalies included; NAB's detectors see them too) and scores them; window
-scores are folded to points by their mean (``--fold mean``, default) or maximum
-(:mod:`pyod_ae_ext.windows`). PyOD's
+scores are folded to points by each rule of ``--folds`` (mean, max, point; see
+:mod:`pyod_ae_ext.windows`), all from the same fit; "point" only for detectors with
+per-feature contributions. The seconds are per detector (fit plus every fold's scoring). PyOD's
 IForest and KNN get the same window vectors; PyOD's ``LSTMAD`` (Malhotra et al. 2015,
 next-step prediction error) gets the z-scored series itself, with the same window as
 look-back.
@@ -74,14 +75,16 @@ def lstmad_scores(frame: pd.DataFrame, window: int, epochs: int, seed: int) -> n
     return detector.decision_scores_
 
 
-def point_scores(spec, frame: pd.DataFrame, window: int, epochs: int, seed: int, fold: str) -> np.ndarray:
+def point_scores(spec, frame: pd.DataFrame, window: int, epochs: int, seed: int, folds) -> dict:
+    """``{fold: one score per point}`` from one fit: every folding rule the detector supports."""
     if spec is None:
-        return lstmad_scores(frame, window, epochs, seed)
+        return {"own": lstmad_scores(frame, window, epochs, seed)}
     name, params = spec
-    settings = series_settings(frame, window, stride=1, fold=fold, gaps="interpolate", time_column="timestamp",
+    settings = series_settings(frame, window, stride=1, fold="mean", gaps="interpolate", time_column="timestamp",
                                columns=["value"])
     detector = fit_series(make_detector(name, **params), frame, settings)
-    return score_series(detector, frame)
+    usable = [f for f in folds if f != "point" or hasattr(detector, "feature_contributions")]
+    return {fold: score_series(detector, frame, fold=fold) for fold in usable}
 
 
 def percentile_ranks(scores: np.ndarray) -> np.ndarray:
@@ -147,22 +150,23 @@ def synthetic_series(seed: int):
     return f"synthetic-{seed}", frame, t, windows
 
 
-def run_corpus(corpus, detector_specs, window, epochs, seed, fold, log):
-    runs = {label: [] for label in detector_specs}
-    seconds = {label: 0.0 for label in detector_specs}
+def run_corpus(corpus, detector_specs, window, epochs, seed, folds, log):
+    runs, seconds = {}, {}
     for key, frame, times, windows in corpus:
         for label, spec in detector_specs.items():
             started = time.perf_counter()
-            scores = point_scores(spec, frame, window, epochs, seed, fold)
-            seconds[label] += time.perf_counter() - started
-            runs[label].append((times, scores, windows))
+            by_fold = point_scores(spec, frame, window, epochs, seed, folds)
+            seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - started
+            for fold, scores in by_fold.items():
+                runs.setdefault((label, fold), []).append((times, scores, windows))
         log(f"{key}: {len(frame)} points, done")
-    return {label: {**evaluate(runs[label]), "seconds": round(seconds[label], 1)} for label in detector_specs}
+    return {f"{label} [{fold}]": {**evaluate(series_runs), "seconds": round(seconds[label], 1)}
+            for (label, fold), series_runs in runs.items()}
 
 
 def markdown(title: str, table: dict) -> str:
     lines = [f"#### {title}", "",
-             "| detector | NAB score (standard) | window recall | window precision | alarms at rank >= | "
+             "| detector [fold] | NAB score (standard) | window recall | window precision | alarms at rank >= | "
              "point ROC-AUC | fit+score s |", "|---|---|---|---|---|---|---|"]
     for label, r in sorted(table.items(), key=lambda item: -item[1]["nab_score"]):
         lines.append(f"| {label} | {r['nab_score']:.1f} | {r['recall']:.2f} ({r['detected']}/{r['windows']}) | "
@@ -176,7 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fold", choices=("mean", "max"), default="mean", help="window scores -> point scores")
+    parser.add_argument("--folds", default="mean,max,point",
+                        help="folding rules to compare, from one fit per detector (default mean,max,point)")
     parser.add_argument("--series", type=int, help="only the first N NAB series (default all)")
     parser.add_argument("--quick", action="store_true", help="3 NAB series, 2 synthetic, 1 epoch (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "nab.json")
@@ -192,11 +197,12 @@ def main(argv=None) -> int:
         print(f"Error: NAB data not found at {root}; set ADSCORE_DATASETS", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    nab = run_corpus(nab_series(root, limit), specs, args.window, epochs, args.seed, args.fold, log)
+    folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+    nab = run_corpus(nab_series(root, limit), specs, args.window, epochs, args.seed, folds, log)
     synthetic = run_corpus((synthetic_series(s) for s in range(n_synthetic)), specs, args.window, epochs,
-                           args.seed, args.fold, log)
+                           args.seed, folds, log)
     report = {"settings": {"window": args.window, "epochs": epochs, "seed": args.seed, "series": limit,
-                           "fold": args.fold,
+                           "folds": folds,
                            "quick": args.quick, "quantiles": QUANTILES},
               "env": environment(), "seconds": round(time.perf_counter() - started, 1),
               "nab": nab, "synthetic": synthetic}

@@ -11,7 +11,16 @@ windows; each time point then gets one score:
 
 - ``fold="mean"`` (default): the mean of the scores of every window that contains the
   point;
-- ``fold="max"``: their maximum.
+- ``fold="max"``: their maximum;
+- ``fold="point"``: the mean, over the windows that contain the point, of the point's
+  own part of each window's score: the detector's per-feature contributions (squared
+  reconstruction errors, or the VAE's per-feature negative log-likelihood) at that
+  time step, summed over the columns. This scores each point by how badly it is
+  reconstructed, as EncDec-AD does (Malhotra et al. 2016, "LSTM-based encoder-decoder
+  for multi-sensor anomaly detection", section 2.2), instead of spreading a window's
+  score over all its points; it needs a detector with per-feature contributions
+  (``feature_contributions``: ae, toll, ksparse-ae, vae/vrae with a reconstruction
+  score) and leaves out any latent-space term of the score.
 
 When ``stride`` does not divide ``n_points - window``, one more window ending at the
 last point is added, so every point is covered by at least one window.
@@ -46,7 +55,7 @@ import numpy as np
 from .errors import DataError, InconsistentModelError, ParameterError
 from .validation import as_feature_matrix, check_choice, check_number
 
-FOLD_RULES = ("mean", "max")
+FOLD_RULES = ("mean", "max", "point")
 GAP_POLICIES = ("refuse", "interpolate")
 TIME_KINDS = ("number", "datetime")
 # Relative tolerance when comparing a numeric step with the period (float timestamps).
@@ -63,8 +72,8 @@ class WindowSettings:
         Points per window.
     stride : int >= 1, default 1
         Points between the starts of consecutive windows.
-    fold : {"mean", "max"}, default "mean"
-        How the scores of the windows covering a point become its score.
+    fold : {"mean", "max", "point"}, default "mean"
+        How the scores of the windows covering a point become its score (module docstring).
     gaps : {"refuse", "interpolate"}, default "refuse"
         Irregular or missing timestamps: an error, or linear resampling onto the grid.
     time_column : str or None
@@ -277,6 +286,17 @@ def fold_scores(window_scores, starts, n_points: int, window: int, rule: str = "
     return np.lib.stride_tricks.sliding_window_view(at_start, window).max(axis=1)
 
 
+def fold_point_terms(step_terms, starts, n_points: int) -> np.ndarray:
+    """``fold="point"``: each point's mean, over the windows covering it, of its own term in them.
+
+    ``step_terms`` (windows, window) holds each window's score terms per time step.
+    """
+    step_terms = np.asarray(step_terms, dtype=np.float64)
+    positions = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(step_terms.shape[1])).ravel()
+    total = np.bincount(positions, weights=step_terms.ravel(), minlength=n_points)
+    return total / np.bincount(positions, minlength=n_points)
+
+
 # ---- a series in a table ------------------------------------------------------
 
 
@@ -331,12 +351,15 @@ def fit_series(detector, frame, settings: WindowSettings):
     A structured backbone (anything but ``"mlp"``) whose ``input_shape`` is None gets
     ``(window, n_columns)``, the layout of the window rows.
     """
-    detector.fit(training_windows(detector, frame, settings))
+    windows = training_windows(detector, frame, settings)
+    detector.fit(windows)
     return mark_series_model(detector, settings)
 
 
 def training_windows(detector, frame, settings: WindowSettings):
     """The window rows to fit ``detector`` on (the first half of :func:`fit_series`)."""
+    if settings.fold == "point" and not hasattr(detector, "feature_contributions"):
+        raise ParameterError(_POINT_FOLD_NEEDS.format(name=type(detector).__name__))
     params = detector.get_params(deep=False)
     if params.get("backbone", "mlp") != "mlp" and "input_shape" in params and params["input_shape"] is None:
         detector.set_params(input_shape=(settings.window, len(settings.value_columns)))
@@ -347,14 +370,40 @@ def mark_series_model(detector, settings: WindowSettings):
     """Record on a detector fitted on window rows that it scores series with ``settings`` (second half)."""
     if getattr(detector, "feature_names_in_", None) is None:  # PyOD's detectors do not keep them
         detector.feature_names_in_ = np.asarray(settings.feature_names(), dtype=object)
+    if settings.fold == "point":  # refuse now rather than when the model is used
+        try:
+            detector.feature_contributions(np.zeros((1, len(detector.feature_names_in_))))
+        except NotImplementedError:
+            raise ParameterError(_POINT_FOLD_NEEDS.format(name=type(detector).__name__)) from None
     detector.series_windows_ = settings
     return detector
 
 
-def score_series(detector, frame) -> np.ndarray:
-    """One score per row of ``frame`` (a series), from the window scores of a detector fitted by :func:`fit_series`."""
+_POINT_FOLD_NEEDS = ("fold='point' scores each point by its own reconstruction terms, which {name} does not "
+                     "provide (no per-feature contributions); use fold='mean' or 'max'")
+
+
+def score_series(detector, frame, fold: str | None = None) -> np.ndarray:
+    """One score per row of ``frame`` (a series) from a detector fitted by :func:`fit_series`.
+
+    ``fold`` overrides the saved folding rule (e.g. to compare rules on one fit).
+    """
     settings = detector.series_windows_
+    fold = settings.fold if fold is None else fold
+    check_choice("fold", fold, list(FOLD_RULES))
     series, starts, windows = series_windows(frame, settings)
-    window_scores = detector.decision_function(windows)
-    point_scores = fold_scores(window_scores, starts, series.values.shape[0], settings.window, settings.fold)
+    n_points = series.values.shape[0]
+    if fold == "point":
+        point_scores = fold_point_terms(_step_terms(detector, windows, settings), starts, n_points)
+    else:
+        point_scores = fold_scores(detector.decision_function(windows), starts, n_points, settings.window, fold)
     return point_scores[series.grid_index]
+
+
+def _step_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
+    """Each window's per-feature score terms summed over the columns: shape (windows, window)."""
+    try:
+        terms = detector.feature_contributions(windows)
+    except (AttributeError, NotImplementedError):
+        raise ParameterError(_POINT_FOLD_NEEDS.format(name=type(detector).__name__)) from None
+    return terms.reshape(terms.shape[0], settings.window, len(settings.value_columns)).sum(axis=2)

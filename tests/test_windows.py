@@ -9,8 +9,8 @@ import pytest
 
 import pyod_ae_ext
 from pyod_ae_ext.errors import DataError, ModelFileError, ParameterError
-from pyod_ae_ext.windows import (WindowSettings, fit_series, fold_scores, score_series, series_settings,
-                                 window_matrix, window_starts)
+from pyod_ae_ext.windows import (WindowSettings, fit_series, fold_point_terms, fold_scores, score_series,
+                                 series_settings, series_windows, window_matrix, window_starts)
 
 from model_payloads import rewrite_model, write_model
 
@@ -29,6 +29,37 @@ def test_fold_is_exact_on_a_hand_example():
     starts, scores = np.arange(4), np.array([1.0, 5.0, 2.0, 0.0])
     np.testing.assert_allclose(fold_scores(scores, starts, 6, 3, "mean"), [1, 3, 8 / 3, 7 / 3, 1, 0])
     np.testing.assert_array_equal(fold_scores(scores, starts, 6, 3, "max"), [1, 5, 5, 5, 2, 0])
+
+
+def test_point_fold_is_exact_on_a_hand_example():
+    # windows of 3 at starts 0, 1, 2 over 5 points; row w holds its terms for steps 0, 1, 2
+    terms = np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [100.0, 200.0, 300.0]])
+    # point 0: (w0, step 0); 1: (w0, 1), (w1, 0); 2: (w0, 2), (w1, 1), (w2, 0); 3: (w1, 2), (w2, 1); 4: (w2, 2)
+    np.testing.assert_allclose(fold_point_terms(terms, [0, 1, 2], 5),
+                               [1, (2 + 10) / 2, (3 + 20 + 100) / 3, (30 + 200) / 2, 300])
+
+
+def test_point_fold_scores_each_point_by_its_own_reconstruction_terms():
+    frame = _series()
+    frame.loc[120, "value"] += 5.0
+    settings = series_settings(frame, 8, stride=2, fold="point", time_column="ts")
+    detector = fit_series(pyod_ae_ext.make_detector("ae", epochs=20, random_state=0), frame, settings)
+    _, starts, windows = series_windows(frame, settings)
+    terms = detector.feature_contributions(windows)  # one value column: one term per step
+    scores = score_series(detector, frame)
+    np.testing.assert_allclose(scores, fold_point_terms(terms, starts, len(frame)))
+    # the spike stands out at its own time step, not over the windows around it
+    assert int(np.argmax(scores)) == 120
+    assert np.delete(scores[112:129], 8).max() < scores[120] / 2
+
+
+@pytest.mark.parametrize("name", ["iforest", "deep-svdd"])
+def test_point_fold_needs_per_feature_contributions(name):
+    frame = _series()
+    settings = series_settings(frame, 8, fold="point", time_column="ts")
+    params = {"epochs": 1} if name == "deep-svdd" else {}
+    with pytest.raises(ParameterError, match="fold='point' scores each point by its own reconstruction terms"):
+        fit_series(pyod_ae_ext.make_detector(name, **params), frame, settings)
 
 
 def test_fold_with_a_stride_and_the_extra_last_window():

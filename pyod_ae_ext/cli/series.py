@@ -20,8 +20,9 @@ series_fit_options = [
                  help="Series mode: points per sliding window (a window is one row for the detector)."),
     click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
                  help="Series mode: points between window starts."),
-    click.option("--fold", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
-                 help="Series mode: a point's score from the scores of the windows that contain it."),
+    click.option("--fold", type=click.Choice(["mean", "max", "point"]), default="mean", show_default=True,
+                 help="Series mode: a point's score is the mean or max of the scores of the windows that contain "
+                      "it, or (point) the mean of its own reconstruction terms in them."),
     click.option("--gaps", type=click.Choice(["refuse", "interpolate"]), default="refuse", show_default=True,
                  help="Series mode: missing or irregular timestamps are an error, or resampled onto the "
                       "regular grid by linear interpolation."),
