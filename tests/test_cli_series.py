@@ -85,6 +85,9 @@ def test_series_bad_input_is_one_clean_error(runner, series_csv, labels_json, tm
                        "is not regular", "--gaps interpolate")
     assert not (tmp_path / "s.csv").exists()
     assert_clean_error(run(runner, "evaluate", "-m", model, series_csv), "--label-column", "--windows")
+    assert_clean_error(run(runner, "explain", "-m", model, series_csv), "fitted on the windows of a series")
+    assert_clean_error(run(runner, "evaluate", "-m", model, "--label-column", "value", series_csv),
+                       "fitted on the windows of a series")
     table_model = tmp_path / "table.adscore"
     run(runner, "fit", "-d", "ae", "-p", "epochs=1", "--exclude", "ts,host", series_csv, "-o", table_model)
     assert_clean_error(run(runner, "evaluate", "-m", table_model, "--windows", labels_json, series_csv),

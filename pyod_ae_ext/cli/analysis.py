@@ -25,6 +25,10 @@ def _load(model, data, id_columns=(), label_column=None, sign_key_file=None):
     from ..data import read_frame, select_scoring_table
 
     detector = load_model(model, sign_key_file)
+    if getattr(detector, "series_windows_", None) is not None:
+        raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
+                             "table of rows: score the series with `adscore score`, measure it with "
+                             "`adscore evaluate --windows LABELS.json`")
     table = select_scoring_table(read_frame(data), model_features(detector), id_columns,
                                  label_column=label_column, note=echo_err)
     return detector, table
