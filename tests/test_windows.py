@@ -53,6 +53,17 @@ def test_point_fold_scores_each_point_by_its_own_reconstruction_terms():
     assert np.delete(scores[112:129], 8).max() < scores[120] / 2
 
 
+@pytest.mark.parametrize("name, params, chosen", [("ae", {"epochs": 1}, "point"), ("iforest", {}, "mean"),
+                                                  ("deep-svdd", {"epochs": 1}, "mean"),
+                                                  ("vae", {"epochs": 1, "score": "wasserstein"}, "mean")])
+def test_auto_fold_is_point_where_the_detector_has_per_feature_terms(name, params, chosen):
+    frame = _series()
+    settings = series_settings(frame, 8, time_column="ts")
+    assert settings.fold == "auto"
+    detector = fit_series(pyod_ae_ext.make_detector(name, **params), frame, settings)
+    assert detector.series_windows_.fold == chosen
+
+
 @pytest.mark.parametrize("name", ["iforest", "deep-svdd"])
 def test_point_fold_needs_per_feature_contributions(name):
     frame = _series()
@@ -165,6 +176,7 @@ def test_several_columns_and_a_pyod_baseline_round_trip(tmp_path):
     (lambda w: w.update(window=12), "do not match the features"),
     (lambda w: w.update(value_columns=[]), "value_columns"),
     (lambda w: w.update(period=-5.0), "period"),
+    (lambda w: w.update(fold="auto"), "fold"),
     (lambda w: w.pop("fold"), "entries"),
 ])
 def test_tampered_window_settings_are_refused(tmp_path, edit, fragment):

@@ -20,9 +20,10 @@ series_fit_options = [
                  help="Series mode: points per sliding window (a window is one row for the detector)."),
     click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
                  help="Series mode: points between window starts."),
-    click.option("--fold", type=click.Choice(["mean", "max", "point"]), default="mean", show_default=True,
+    click.option("--fold", type=click.Choice(["auto", "mean", "max", "point"]), default="auto", show_default=True,
                  help="Series mode: a point's score is the mean or max of the scores of the windows that contain "
-                      "it, or (point) the mean of its own reconstruction terms in them."),
+                      "it, or (point) the mean of its own reconstruction terms in them; auto: point where the "
+                      "detector has per-feature contributions, else mean."),
     click.option("--gaps", type=click.Choice(["refuse", "interpolate"]), default="refuse", show_default=True,
                  help="Series mode: missing or irregular timestamps are an error, or resampled onto the "
                       "regular grid by linear interpolation."),
@@ -97,8 +98,9 @@ def score_series_file(detector, data, id_columns, output, fmt, top, note):
     if missing:
         raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
     ids = pa.Table.from_pandas(frame[list(dict.fromkeys(kept))], preserve_index=False) if kept else None
+    rule = ("mean of its own terms in" if settings.fold == "point" else settings.fold + " of")
     note(f"scored {len(scores)} points from windows of {settings.window} (stride {settings.stride}, "
-         f"{settings.fold} of the windows covering each point)")
+         f"each point the {rule} the windows covering it)")
     streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, detector, top)
 
 
