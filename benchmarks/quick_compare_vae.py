@@ -6,7 +6,7 @@ part only and scores the whole test part; ROC-AUC and average precision of the t
 scores, and wall-clock fit seconds (torch pinned to ``--threads`` intra-op threads,
 default 1, for every detector; PyOD's numba kernels are compiled before timing
 starts). Our VAE is fitted once per seed and scored three
-ways (``score=`` reconstruction_probability, reconstruction_error, wasserstein), so the
+ways (``score_method=`` reconstruction_probability, reconstruction_error, wasserstein), so the
 three rows share one fit time. Data are read from ``../shared/datasets/adbench`` beside
 the checkout (or ``$ADSCORE_DATASETS``); the script exits with a message when the folder
 is absent.
@@ -54,7 +54,7 @@ def evaluate(X_normal, X_test, y_test, seed, epochs):
     _quiet(lambda: ours.fit(X_normal))
     fit_s = time.perf_counter() - started
     for score in VAE_SCORES:
-        ours.set_params(score=score)
+        ours.set_params(score_method=score)
         yield f"vae {score} (ours)", ours.decision_function(X_test), fit_s
 
     torch.manual_seed(seed)

@@ -86,8 +86,13 @@ class DeepSVDD(AutoEncoderDetector):
     ----------
     center_ : ndarray of shape (latent_dim,)
         The centre ``c``.
+    c_ : torch.Tensor of shape (latent_dim,)
+        The centre as PyOD's ``DeepSVDD.c_`` holds it: a tensor on the model's device
+        (a copy; changing it does not change the model).
     radius_ : float
         ``R`` (0 for the one-class objective).
+    model_ : torch.nn.Module
+        The fitted network (``net_``), as in PyOD.
     """
 
     def __init__(self, objective="one-class", nu=0.1, eps=0.1, warm_up_epochs=10, pretrain_epochs=0,
@@ -172,11 +177,15 @@ class DeepSVDD(AutoEncoderDetector):
 
     @property
     def center_(self):
-        return self.net_.center.detach().cpu().double().numpy()
+        return self.model_.center.detach().cpu().double().numpy()
+
+    @property
+    def c_(self) -> torch.Tensor:
+        return self.model_.center.detach().clone()
 
     @property
     def radius_(self) -> float:
-        return float(self.net_.radius)
+        return float(self.model_.radius)
 
 
 def _reconstruction_loss(net, x, target):

@@ -22,7 +22,6 @@ the small functions :func:`soft_threshold`, :func:`group_shrink` and, for
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from pyod_ae_ext import hookimpl
 from pyod_ae_ext.validation import as_feature_matrix, check_choice, check_number
 from pyod_ae_ext.plugins.autoencoder import AutoEncoder
 from pyod_ae_ext.errors import ParameterError
+from pyod_ae_ext.thresholding import is_fraction, threshold_labels
 from pyod_ae_ext.training import Callback
 
 # --------------------------------------------------------------------------
@@ -132,8 +132,7 @@ class _Alternation(Callback):
         detector, X = self.detector, self.X
         L = detector._reconstruct(loop.train)             # 2. L_D = D(E(L_D)); S = X - L_D
         R = X - L
-        self.lam = (auto_lambda(detector._magnitudes(R), detector.contamination)
-                    if detector.lam == "auto" else float(detector.lam))
+        self.lam = detector._auto_lambda(R) if detector.lam == "auto" else float(detector.lam)
         self.S = detector._prox(R, self.lam)              # 3. S = prox_lambda(S)
         c1 = float(torch.linalg.vector_norm(X - L - self.S) / self.x_norm)
         c2 = float(torch.linalg.vector_norm(self.LS - L - self.S) / self.x_norm)
@@ -170,8 +169,6 @@ class _RobustDeepAutoEncoder(AutoEncoder):
                 f"validation_fraction={self.validation_fraction} is not supported by "
                 f"{type(self).__name__}: the decomposition X = L + S is defined on every "
                 "training row; use validation_fraction=0 and set outer_iterations/inner_epochs")
-        if self.lam == "auto" and not isinstance(self.contamination, numbers.Real):
-            raise ParameterError("lam='auto' needs a numeric contamination")
 
     def _inner_epochs(self) -> int:
         if self.inner_epochs is not None:
@@ -179,6 +176,14 @@ class _RobustDeepAutoEncoder(AutoEncoder):
         return int(math.ceil(self.epochs / self.outer_iterations))
 
     # ---- the alternating scheme ----------------------------------------------
+
+    def _auto_lambda(self, R: torch.Tensor) -> float:
+        """``lam="auto"``: the lambda whose prox keeps the groups/entries ``contamination`` picks."""
+        magnitudes = self._magnitudes(R)
+        if is_fraction(self.contamination):
+            return auto_lambda(magnitudes, self.contamination)
+        _, highest = threshold_labels(self.contamination, magnitudes.reshape(-1).double().cpu().numpy())
+        return max(0.0, highest)
 
     def _magnitudes(self, R: torch.Tensor) -> torch.Tensor:
         """What the prox compares with lambda: group norms (l2,1) or |entries| (l1)."""
@@ -257,7 +262,10 @@ _COMMON_DOC = """
         ``lam="auto"`` chooses lambda afresh at every outer iteration so that
         {auto_rule} equals ``contamination``, so a user
         without labels gets a decomposition without a sweep; the value used last is
-        ``lambda_``.
+        ``lambda_``. With a thresholder object as ``contamination`` (e.g. pythresh's
+        ``IQR()``), a copy of it is fitted on the magnitudes the prox compares with
+        lambda, and lambda is the largest magnitude it leaves unflagged, so S keeps
+        exactly the ones it flags.
         Larger lambda gives a sparser ``S_``; as lambda -> infinity ``S_`` = 0 and the
         detector is the plain autoencoder trained for ``outer_iterations * inner_epochs``
         epochs.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -117,8 +118,12 @@ class VAE(AutoEncoderDetector):
 
     Parameters
     ----------
-    score : {"reconstruction_probability", "reconstruction_error", "wasserstein"}
-        The anomaly score, see above.
+    score_method : {"reconstruction_probability", "reconstruction_error", "wasserstein"}
+        The anomaly score, see above. In pyod-ae-ext 0.1.0 this parameter was called
+        ``score``, which hid scikit-learn's ``score`` method (a pipeline ending in the
+        VAE could not be scored); ``VAE(score=...)``, ``set_params(score=...)`` and
+        model files saved with ``score`` still work, the first two with a
+        ``FutureWarning``.
     beta : float, default 1.0
         Weight of the KL term (1 is the ELBO).
     likelihood : {"gaussian", "bernoulli"}, default "gaussian"
@@ -175,7 +180,7 @@ class VAE(AutoEncoderDetector):
     prior's 1). ``corruption`` corrupts the encoder's input; the likelihood is of the
     clean row (a denoising VAE, Im et al. 2017).
 
-    For ``score="wasserstein"`` the training scores (``decision_scores_``) include
+    For ``score_method="wasserstein"`` the training scores (``decision_scores_``) include
     the reference rows, whose distance to themselves is 0 in one of the terms of the
     median.
 
@@ -194,11 +199,16 @@ class VAE(AutoEncoderDetector):
 
     SCORES = ("reconstruction_probability", "reconstruction_error", "wasserstein")
 
-    def __init__(self, score="reconstruction_probability", beta=1.0, likelihood="gaussian",
+    # Old parameter name -> new one; the registry and model files accept the old names.
+    renamed_parameters = {"score": "score_method"}
+
+    def __init__(self, score_method="reconstruction_probability", beta=1.0, likelihood="gaussian",
                  variance="feature", min_variance=1e-3, n_samples=10, n_reference=200, latent_knn_weight=0.0,
                  **engine_params):
+        if "score" in engine_params:
+            score_method = _renamed_score(engine_params.pop("score"), score_method)
         super().__init__(latent_knn_weight=latent_knn_weight, **engine_params)
-        self.score = score
+        self.score_method = score_method
         self.beta = beta
         self.likelihood = likelihood
         self.variance = variance
@@ -206,10 +216,16 @@ class VAE(AutoEncoderDetector):
         self.n_samples = n_samples
         self.n_reference = n_reference
 
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; the deprecated ``score`` sets ``score_method``."""
+        if "score" in params:
+            params["score_method"] = _renamed_score(params.pop("score"), params.get("score_method"))
+        return super().set_params(**params)
+
     # ---- engine hooks -------------------------------------------------------
 
     def check_family_params(self):
-        check_choice("score", self.score, list(self.SCORES))
+        check_choice("score_method", self.score_method, list(self.SCORES))
         check_number("beta", self.beta, 0)
         check_choice("likelihood", self.likelihood, ["gaussian", "bernoulli"])
         check_choice("variance", self.variance, ["feature", "sample"])
@@ -251,11 +267,11 @@ class VAE(AutoEncoderDetector):
         return nll + self.beta * kl
 
     def row_score(self, net, x):
-        if self.score == "wasserstein":
+        if self.score_method == "wasserstein":
             return self._wasserstein(net, x)
         if self.likelihood == "bernoulli":
             self._check_unit_interval(x, "X")
-        if self.score == "reconstruction_probability":
+        if self.score_method == "reconstruction_probability":
             return -self._mc_log_likelihood(net, x).sum(dim=1)
         return self._mc_abs_error(net, x).sum(dim=1)
 
@@ -265,11 +281,11 @@ class VAE(AutoEncoderDetector):
 
     def row_contributions(self, net, x):
         """Per-feature terms of the score: -E log p(x_j|z) or E|x_j - m_j(z)| (None for wasserstein)."""
-        if self.score == "wasserstein":
+        if self.score_method == "wasserstein":
             return None
         if self.likelihood == "bernoulli":
             self._check_unit_interval(x, "X")
-        if self.score == "reconstruction_probability":
+        if self.score_method == "reconstruction_probability":
             return -self._mc_log_likelihood(net, x)
         return self._mc_abs_error(net, x)
 
@@ -365,7 +381,7 @@ class VAE(AutoEncoderDetector):
     # ---- public extras --------------------------------------------------------
 
     def reconstruction_log_probability(self, X, original_units=False):
-        """Monte Carlo ``(1/L) sum_l log p(x | z_l)`` for each row, whatever ``score`` is.
+        """Monte Carlo ``(1/L) sum_l log p(x | z_l)`` for each row, whatever ``score_method`` is.
 
         Parameters
         ----------
@@ -419,6 +435,16 @@ class _DecoderVarianceAndReferences(Callback):
         if detector.likelihood == "gaussian" and detector.variance == "feature":
             detector._set_feature_variance(self.X)
         detector._choose_references(self.X)
+
+
+def _renamed_score(score, score_method):
+    """The value of the deprecated ``score`` parameter, with its ``FutureWarning``."""
+    warnings.warn("the VAE's `score` parameter is now `score_method` (`score` hid scikit-learn's score "
+                  "method); use score_method=... (-p vae.score_method=... on the command line)",
+                  FutureWarning, stacklevel=3)
+    if score_method not in (None, "reconstruction_probability", score):
+        raise TypeError(f"VAE got score={score!r} and score_method={score_method!r}; give score_method only")
+    return score
 
 
 def _squared_distances(a, b):

@@ -26,7 +26,6 @@ Thresholds
 """
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -163,10 +162,20 @@ def explain(detector, X, feature_names=None, top=20, n_features=5, ids=None) -> 
         "summary_over": "flagged rows" if flagged.any() else "top rows (no row is flagged)",
         "rows": rows,
         "summary": summary,
-        "_heat": {"values": attribution.values[order], "columns": attribution.columns,
-                  "rows": [str(int(i)) for i in order]},
+        "_heat": {"values": attribution.values[order], "columns": attribution.columns, "unit": attribution.unit,
+                  **row_labels(order, ids)},
         "_scores": scores,
     }
+
+
+def row_labels(positions, ids=None) -> dict:
+    """``{"rows": [...], "row_label": ...}`` naming rows ``positions`` by their ids
+    (several id columns joined by ", "), else by their position in the data."""
+    if ids is None or ids.shape[1] == 0:
+        return {"rows": [str(int(i)) for i in positions], "row_label": "row (file order, from 0)"}
+    shown = ids.iloc[np.asarray(positions, dtype=int)]
+    return {"rows": [", ".join(str(_plain(v)) for v in values) for values in shown.itertuples(index=False)],
+            "row_label": ", ".join(map(str, ids.columns))}
 
 
 def _plain(value):
@@ -344,74 +353,43 @@ def evaluate(scores, labels, threshold) -> dict:
 # plots
 
 
-def require_matplotlib():
-    """Import matplotlib's object API with the Agg canvas, or raise a clear error."""
+def require_matplotlib(what="--plot"):
+    """Import matplotlib's object API with the Agg canvas, or raise a clear error naming ``what``."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise AdscoreError(f"--plot needs matplotlib, which is not installed: {PLOT_INSTALL_HINT}") from None
+        raise AdscoreError(f"{what} needs matplotlib, which is not installed: {PLOT_INSTALL_HINT}") from None
     return Figure, FigureCanvasAgg
 
 
 def plot_report(path, scores, threshold, labels=None, heat=None, title=None) -> None:
-    """Write a PNG: score histogram with the threshold, ROC and PR curves when ``labels``
-    are given, and a heat map of per-feature values over the top rows when ``heat``
-    (``{"values": (rows, columns), "columns": [...], "rows": [...]}``) is given.
+    """Write a PNG: score histogram with the threshold, ROC and PR curves with the
+    threshold marked when ``labels`` are given, and a heat map of per-feature values
+    over the top rows when ``heat`` is given (see :func:`pyod_ae_ext.plots.heat_panel`).
 
-    Uses matplotlib's Agg canvas directly (no pyplot, no global backend change); the
-    file is written atomically.
+    The histogram's axes follow the rule in :mod:`pyod_ae_ext.plots` (logarithmic for
+    heavy-tailed scores). Uses matplotlib's Agg canvas directly (no pyplot, no global
+    backend change); the file is written atomically.
     """
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
+    from . import plots
     from .outputs import write_output
 
-    Figure, FigureCanvasAgg = require_matplotlib()
     scores = np.asarray(scores, dtype=np.float64)
     panels = ["hist"] + (["roc", "pr"] if labels is not None else []) + (["heat"] if heat is not None else [])
     n_cols = 2 if len(panels) > 1 else 1
-    n_rows = (len(panels) + 1) // 2 if len(panels) > 1 else 1
-    figure = Figure(figsize=(6.0 * n_cols, 4.2 * n_rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    n_rows = (len(panels) + 1) // 2
+    figure = plots.new_figure(6.4 * n_cols, 4.6 * n_rows)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(plots.plain_text(title))
     for k, panel in enumerate(panels):
         ax = figure.add_subplot(n_rows, n_cols, k + 1)
         if panel == "hist":
-            bins = min(60, max(10, int(np.sqrt(len(scores)))))
-            if labels is not None:
-                ax.hist([scores[labels == 0], scores[labels == 1]], bins=bins, stacked=True,
-                        label=["normal", "anomaly"], color=["tab:blue", "tab:red"])
-                ax.legend(loc="upper right")
-            else:
-                ax.hist(scores, bins=bins, color="tab:blue")
-            ax.axvline(threshold, color="black", linestyle="--", label="threshold")
-            ax.set(title=f"scores (threshold {threshold:.4g})", xlabel="score", ylabel="rows")
+            plots.score_histogram(ax, scores, threshold, labels)
         elif panel == "roc":
-            fpr, tpr, _ = roc_curve(labels, scores)
-            from sklearn.metrics import roc_auc_score
-
-            ax.plot(fpr, tpr, color="tab:blue")
-            ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-            ax.set(title=f"ROC (AUC {roc_auc_score(labels, scores):.3f})", xlabel="false positive rate",
-                   ylabel="true positive rate")
+            plots.roc_panel(ax, scores, labels, threshold)
         elif panel == "pr":
-            precision, recall, _ = precision_recall_curve(labels, scores)
-            from sklearn.metrics import average_precision_score
-
-            ax.plot(recall, precision, color="tab:blue")
-            ax.axhline(labels.mean(), color="grey", linestyle=":")
-            ax.set(title=f"precision-recall (AP {average_precision_score(labels, scores):.3f})",
-                   xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+            plots.pr_panel(ax, scores, labels, threshold)
         else:
-            values = np.asarray(heat["values"], dtype=np.float64)
-            image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
-            ax.set_xticks(range(len(heat["columns"])))
-            ax.set_xticklabels(heat["columns"], rotation=90, fontsize=7 if len(heat["columns"]) > 20 else 9)
-            ax.set_yticks(range(len(heat["rows"])))
-            ax.set_yticklabels(heat["rows"], fontsize=7 if len(heat["rows"]) > 20 else 9)
-            ax.set(title=heat.get("title", "per-feature errors, top rows"), ylabel="row")
-            figure.colorbar(image, ax=ax)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_output(path, buffer.getvalue())
+            plots.heat_panel(figure, ax, heat)
+    write_output(path, plots.png_bytes(figure))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from .errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _PARQUET_MAGIC = b"PAR1"
+_MAGIC_BYTES = 16
+# the command that decompresses each codec, for the advice in error messages
+_DECOMPRESSORS = {"gzip": "gzip", "zstd": "zstd", "lz4": "lz4", "bz2": "bzip2", "xz": "xz"}
 
 
 @dataclass
@@ -37,6 +41,9 @@ def read_frame(source: str) -> pd.DataFrame:
             raise DataError("standard input is empty: pipe a CSV with a header row into `-`")
         if raw[:4] == _PARQUET_MAGIC:
             return _read_parquet(io.BytesIO(raw), "standard input")
+        codec = compression_of(raw[:_MAGIC_BYTES])
+        if codec is not None:
+            raw = decompress(raw, codec, "standard input")
         return _read_csv(io.BytesIO(raw), "standard input")
     path = Path(source)
     if not path.is_file():
@@ -44,13 +51,71 @@ def read_frame(source: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"data file {source} is empty: expected a CSV with a header row, or Parquet")
     with open(path, "rb") as handle:
-        is_parquet = handle.read(4) == _PARQUET_MAGIC or path.suffix.lower() in PARQUET_SUFFIXES
-    return _read_parquet(path, source) if is_parquet else _read_csv(path, source)
+        head = handle.read(_MAGIC_BYTES)
+    if head[:4] == _PARQUET_MAGIC or path.suffix.lower() in PARQUET_SUFFIXES:
+        return _read_parquet(path, source)
+    codec = compression_of(head)
+    if codec is not None:
+        return _read_csv(io.BytesIO(decompress(path.read_bytes(), codec, source)), source)
+    return _read_csv(path, source)
+
+
+def compression_of(head: bytes) -> str | None:
+    """The codec whose magic number starts ``head`` (gzip, zstd, bz2, lz4 frame, xz), else None."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return "lz4"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if re.match(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59", head):  # not a CSV header that starts "BZh"
+        return "bz2"
+    return None
+
+
+def require_codec(codec: str, name: str) -> None:
+    """Raise a :class:`DataError` with the fix when this pyarrow cannot decompress ``codec`` (xz: always can)."""
+    if codec != "xz" and not _pyarrow_has_codec(codec):
+        raise DataError(f"{name} is {codec}-compressed and this pyarrow cannot decompress {codec}; install a "
+                        f"pyarrow built with it (pip install --upgrade pyarrow), or decompress it first: "
+                        f"{_DECOMPRESSORS[codec]} -dc FILE | adscore ... -")
+
+
+def _pyarrow_has_codec(codec: str) -> bool:
+    import pyarrow as pa
+
+    return pa.Codec.is_available(codec)
+
+
+def decompress(raw: bytes, codec: str, name: str) -> bytes:
+    """``raw`` decompressed with pyarrow's codec (the standard library's lzma for xz).
+
+    pyarrow bundles gzip, bz2, zstd and lz4, so no extra package (``zstandard``, ``lz4``)
+    is needed; a codec this pyarrow lacks, or data that does not decompress, is a
+    :class:`DataError` saying what to do.
+    """
+    tool = _DECOMPRESSORS[codec]
+    require_codec(codec, name)
+    try:
+        if codec == "xz":
+            import lzma
+
+            return lzma.decompress(raw)
+        import pyarrow as pa
+
+        with pa.input_stream(pa.py_buffer(raw), compression=codec) as stream:
+            return stream.read()
+    except Exception as exc:  # lzma.LZMAError, pyarrow's OSError/ArrowInvalid
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{name} looks {codec}-compressed but does not decompress ({detail}); "
+                        f"check it with `{tool} -t`, or give the uncompressed CSV") from None
 
 
 def _read_csv(handle, name) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(handle)
+        frame = pd.read_csv(handle, compression=None)  # read_frame decompresses, by content not by name
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty: expected a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

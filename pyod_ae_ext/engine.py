@@ -75,6 +75,7 @@ from .nets import ACTIVATIONS, EncoderDecoder
 from .optim import FlatAdam
 from . import latent
 from .training import EarlyStopping, ProgressReporter, TrainingLoop
+from .thresholding import ThresholderSupport, check_contamination
 from .validation import (and_more_rows, as_feature_matrix, check_choice, check_new_data,  # noqa: F401
                          check_number, check_shape, check_training_data, column_label)
 
@@ -156,13 +157,15 @@ def _merged_signature(cls) -> inspect.Signature:
 # the engine
 
 
-class AutoEncoderDetector(BaseDetector):
+class AutoEncoderDetector(ThresholderSupport, BaseDetector):
     """Base class of every autoencoder-family detector.
 
     Parameters
     ----------
-    contamination : float in (0, 0.5], default 0.1
-        Expected fraction of anomalies; sets ``threshold_`` as in PyOD.
+    contamination : float in (0, 0.5] or a thresholder, default 0.1
+        Expected fraction of anomalies; sets ``threshold_`` as in PyOD. A thresholder
+        object PyOD accepts (e.g. ``pythresh.thresholds.iqr.IQR()``) chooses the
+        threshold from the training scores instead (:mod:`pyod_ae_ext.thresholding`).
     hidden_dims : sequence of int, default (64, 32)
         Widths of the encoder's hidden layers; the decoder mirrors them.
     latent_dim : int, default 8
@@ -619,6 +622,15 @@ class AutoEncoderDetector(BaseDetector):
                             f"to +-{INPUT_BOUND:g} (standardised units); the fitted network is numerically "
                             "unusable on these rows: refit it, e.g. with weight_decay > 0")
 
+    # ---- PyOD's names -------------------------------------------------------
+
+    @property
+    def model_(self) -> torch.nn.Module:
+        """The fitted network ``net_`` (read-only), under the name PyOD's deep detectors use."""
+        if "net_" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no model_ before fit()")
+        return self.net_
+
     # ---- helpers ------------------------------------------------------------
 
     def hidden_widths(self) -> tuple:
@@ -704,9 +716,7 @@ class AutoEncoderDetector(BaseDetector):
         get_backbone(self.backbone)
         check_shape("input_shape", self.input_shape)
         check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
-        contamination = self.contamination
-        if isinstance(contamination, numbers.Real) and not 0 < contamination <= 0.5:
-            raise ParameterError(f"contamination must be in (0, 0.5], got {contamination!r}")
+        check_contamination(self.contamination)
         resolve_device(self.device)
 
     # ---- persistence --------------------------------------------------------

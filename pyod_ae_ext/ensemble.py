@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import hookimpl
 from .validation import check_choice, check_new_data, check_number, check_training_data
 from .errors import AdscoreError, ParameterError, TrainingError
+from .thresholding import ThresholderSupport, check_contamination, is_fraction
 
 COMBINATIONS = ("mean", "max", "median", "aom", "moa", "weighted")
 NORMALIZATIONS = ("zscore", "rank", "minmax")
@@ -152,7 +153,7 @@ def _member_error(failure: _MemberFailure) -> AdscoreError:
 # the detector
 
 
-class Ensemble(BaseDetector):
+class Ensemble(ThresholderSupport, BaseDetector):
     """An ensemble of registered detectors with normalised, combined scores.
 
     Every member is built with :func:`pyod_ae_ext.make_detector`, fitted on the same
@@ -168,8 +169,9 @@ class Ensemble(BaseDetector):
         Registered detector names or aliases (see ``adscore plugins``); each at most once.
     detector_params : dict or None, default None
         ``{name: {param: value}}`` for members, e.g. ``{"toll": {"lam": 0.5}}``. A
-        member's ``contamination`` defaults to the ensemble's and its ``random_state``
-        to a seed drawn from the ensemble's.
+        member's ``contamination`` defaults to the ensemble's when that is a number (a
+        thresholder thresholds the combined scores only; members keep their own
+        default) and its ``random_state`` to a seed drawn from the ensemble's.
     normalize : {"zscore", "rank", "minmax"}, default "zscore"
         Per-member normalisation fitted on the member's training scores: standard
         score, empirical CDF of the training scores, or min-max scaling.
@@ -185,8 +187,10 @@ class Ensemble(BaseDetector):
         Members fitted in parallel (joblib's process pool); -1 uses every core.
         Starting the worker processes takes seconds, so this pays off for large data
         or slow members only. Results are identical to ``n_jobs=1``.
-    contamination : float in (0, 0.5], default 0.1
-        Expected fraction of anomalies; sets ``threshold_`` on the combined training scores.
+    contamination : float in (0, 0.5] or a thresholder, default 0.1
+        Expected fraction of anomalies; sets ``threshold_`` on the combined training
+        scores. A thresholder object PyOD accepts (e.g. pythresh's ``IQR()``) chooses
+        it from those scores instead (:mod:`pyod_ae_ext.thresholding`).
     random_state : int, RandomState or None, default None
         Seeds the members' seeds and the AOM/MOA bucket assignment.
 
@@ -263,7 +267,7 @@ class Ensemble(BaseDetector):
         for i, (name, params) in enumerate(zip(names, self._member_param_sets(names))):
             params = dict(params)
             accepted = registry.resolve(name).parameters()
-            if "contamination" in accepted:
+            if "contamination" in accepted and is_fraction(self.contamination):
                 params.setdefault("contamination", self.contamination)
             if seeds is not None and "random_state" in accepted:
                 params.setdefault("random_state", int(seeds[i]))
@@ -280,10 +284,7 @@ class Ensemble(BaseDetector):
         """Raise :class:`ParameterError` for any invalid parameter, the members' included."""
         check_choice("normalize", self.normalize, list(NORMALIZATIONS))
         check_choice("combine", self.combine, list(COMBINATIONS))
-        contamination = self.contamination
-        if isinstance(contamination, bool) or not isinstance(contamination, numbers.Real) \
-                or not 0 < contamination <= 0.5:
-            raise ParameterError(f"contamination must be in (0, 0.5], got {contamination!r}")
+        check_contamination(self.contamination)
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0:
             raise ParameterError(f"n_jobs must be a non-zero integer (-1 for every core), got {self.n_jobs!r}")
         names = self._member_names()

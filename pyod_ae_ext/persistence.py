@@ -124,6 +124,13 @@ def read_metadata(path, signing_key=None) -> dict:
     extra entries: ``content_sha256`` (the verified content hash), ``signed`` (the file
     carries a signature) and ``signature_verified`` (it was checked against the
     configured key).
+
+    Entries present only for some models: ``fit_sample`` (``{"rows": n, "of": m,
+    "seed": s}``: fitted on a seeded reservoir sample of n of the m rows read, as
+    ``adscore fit --sample`` does; the loaded detector's ``fit_sample_``) and
+    ``thresholder`` (``{"class", "params", "flagged", "rows"}``: a thresholder object
+    chose the threshold, flagging that many training rows; see
+    :mod:`pyod_ae_ext.thresholding`).
     """
     meta, tensors, signature = _read_verified(path, signing_key)
     _check_metadata(meta, str(path))
@@ -199,11 +206,13 @@ def detector_to_state(detector) -> tuple[dict, dict]:
         )
     if not hasattr(detector, "decision_scores_"):
         raise AdscoreError(f"cannot save an unfitted {type(detector).__name__}: call fit() first")
+    params = detector.get_params(deep=False)
+    thresholder = _thresholder_record(detector, params, name)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "detector": name,
-        "params": _jsonable_params(detector.get_params(deep=False), name),
+        "params": _jsonable_params(params, name),
         "feature_names": _feature_names(detector),
         "threshold": float(detector.threshold_),
         "versions": {
@@ -216,6 +225,14 @@ def detector_to_state(detector) -> tuple[dict, dict]:
     windows = getattr(detector, "series_windows_", None)
     if windows is not None:  # fitted on the windows of a series (pyod_ae_ext.windows)
         meta["series_windows"] = windows.to_json()
+    if thresholder is not None:
+        meta["thresholder"] = thresholder
+    fit_sample = getattr(detector, "fit_sample_", None)
+    if fit_sample is not None:
+        meta["fit_sample"] = dict(fit_sample)
+        problem = _fit_sample_problem(meta["fit_sample"]) or _fit_sample_mismatch(detector, meta["fit_sample"])
+        if problem:  # never write a file that load_detector would refuse
+            raise AdscoreError(f"cannot save detector {name!r}: fit_sample_ is wrong: {problem}")
     if hasattr(detector, "_fitted_state"):
         state, tensors = detector._fitted_state()
         meta["state"] = state
@@ -232,7 +249,8 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     """
     _check_metadata(meta, source)
     spec = _resolve_spec(meta["detector"], source)
-    detector = _checked_instance(spec, _params_from_json(meta["params"]), source)
+    params = _current_names(spec.cls, _params_from_json(meta["params"]), source)
+    detector = _checked_instance(spec, params, source)
     uses_skops = not hasattr(spec.cls, "_restore_fitted_state")
     if meta["state"].get("skops", False) is not uses_skops:
         raise inconsistent(source, f"its state is {'not ' if uses_skops else ''}a PyOD/skops state, "
@@ -252,6 +270,8 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     if "series_windows" in meta:
         detector.series_windows_ = _series_windows(meta["series_windows"], names, n_features, source)
     set_threshold(detector, meta["threshold"])
+    _check_thresholder_result(detector, meta.get("thresholder"), source)
+    _restore_fit_sample(detector, meta.get("fit_sample"), source)
     _check_scores_data(detector, n_features, source)
     return detector
 
@@ -426,7 +446,106 @@ def _metadata_problem(meta: dict) -> str | None:
         return f"'state' must be an object, got {_short(state)}"
     if not isinstance(versions, dict):
         return f"'versions' must be an object, got {_short(versions)}"
+    if "thresholder" in meta:
+        problem = _thresholder_problem(meta["thresholder"])
+        if problem:
+            return problem
+    if "fit_sample" in meta:
+        return _fit_sample_problem(meta["fit_sample"])
     return None
+
+
+def _fit_sample_problem(sample) -> str | None:
+    """What is wrong with the ``fit_sample`` entry (``{"rows": n, "of": m, "seed": s}``), or None."""
+    if not isinstance(sample, dict) or set(sample) != {"rows", "of", "seed"}:
+        return f"'fit_sample' must be an object with rows, of and seed, got {_short(sample)}"
+    rows, of, seed = sample["rows"], sample["of"], sample["seed"]
+    if not (_is_count(rows) and _is_count(of) and 1 <= rows <= of):
+        return f"'fit_sample' must count 1 <= rows <= of, got {rows!r} of {of!r}"
+    if not (_is_count(seed) and seed < 2**63):
+        return f"'fit_sample.seed' must be an integer in 0..2**63-1, got {_short(seed)}"
+    return None
+
+
+def _restore_fit_sample(detector, sample, source: str) -> None:
+    """``fit_sample_`` from its (already type-checked) entry; its row count must be the training rows'."""
+    if sample is None:
+        return
+    problem = _fit_sample_mismatch(detector, sample)
+    if problem:
+        raise inconsistent(source, problem)
+    detector.fit_sample_ = dict(sample)
+
+
+def _fit_sample_mismatch(detector, sample: dict) -> str | None:
+    n_scores = np.asarray(detector.decision_scores_).size
+    if sample["rows"] != n_scores:
+        return f"it says it was fitted on a sample of {sample['rows']} rows, it has {n_scores} training scores"
+    return None
+
+
+def _thresholder_problem(record) -> str | None:
+    """What is wrong with the ``thresholder`` entry (see :func:`_thresholder_record`), or None."""
+    expected = "an object with class, params, flagged and rows"
+    if not isinstance(record, dict) or set(record) != {"class", "params", "flagged", "rows"}:
+        return f"'thresholder' must be {expected}, got {_short(record)}"
+    cls, params, flagged, rows = record["class"], record["params"], record["flagged"], record["rows"]
+    if not isinstance(cls, str) or not 0 < len(cls) <= 300:
+        return f"'thresholder.class' must be a class name, got {_short(cls)}"
+    if not isinstance(params, dict) or not all(
+            v is None or isinstance(v, (str, bool)) or _is_finite_number(v) for v in params.values()):
+        return f"'thresholder.params' must be an object of plain values, got {_short(params)}"
+    if not (_is_count(rows) and rows >= 1 and _is_count(flagged) and flagged <= rows):
+        return f"'thresholder' must count 0 <= flagged <= rows training rows, got {flagged!r} of {rows!r}"
+    return None
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _thresholder_record(detector, params: dict, name: str) -> dict | None:
+    """With a thresholder as contamination: the metadata entry recording it, and ``params`` set to its result.
+
+    The object itself is never saved (a model file holds data only): ``contamination``
+    becomes the fraction of training rows it flagged, and ``threshold`` is the cut it
+    chose (see :mod:`pyod_ae_ext.thresholding`).
+    """
+    from .thresholding import ThresholderSupport, describe_thresholder, is_fraction
+
+    contamination = params.get("contamination")
+    if "contamination" not in params or contamination is None or is_fraction(contamination):
+        return None
+    kind = type(contamination).__name__
+    if not isinstance(detector, ThresholderSupport):
+        raise AdscoreError(f"cannot save detector {name!r} with a {kind} object as contamination: PyOD's own "
+                           "detectors keep the object in their state; fit it with a numeric contamination")
+    record = describe_thresholder(contamination, detector.labels_)
+    fraction = record["flagged"] / record["rows"]
+    if not 0 < fraction <= 0.5:
+        raise AdscoreError(f"cannot save detector {name!r}: its thresholder {kind} flagged {record['flagged']} of "
+                           f"{record['rows']} training rows, and a model file records a thresholder's choice as the "
+                           "contamination it realised, which must be in (0, 0.5]; fit it with a numeric "
+                           "contamination to save it")
+    params["contamination"] = fraction
+    return record
+
+
+def _check_thresholder_result(detector, record, source: str) -> None:
+    """A ``thresholder`` entry must agree with the contamination, training scores and threshold it describes."""
+    if record is None:
+        return
+    scores = np.asarray(detector.decision_scores_)
+    contamination = getattr(detector, "contamination", None)
+    if record["rows"] != scores.size:
+        raise inconsistent(source, f"its thresholder counted {record['rows']} training rows, it has "
+                                   f"{scores.size} training scores")
+    if contamination != record["flagged"] / record["rows"]:
+        raise inconsistent(source, f"its contamination {contamination!r} is not the fraction its thresholder "
+                                   f"flagged ({record['flagged']} of {record['rows']})")
+    if int(np.sum(detector.labels_)) != record["flagged"]:
+        raise inconsistent(source, f"its threshold flags {int(np.sum(detector.labels_))} training rows, its "
+                                   f"thresholder flagged {record['flagged']}")
 
 
 def _is_finite_number(value) -> bool:
@@ -608,6 +727,18 @@ def _params_from_json(params: dict) -> dict:
         return value
 
     return {k: decode(v) for k, v in params.items()}
+
+
+def _current_names(cls, params: dict, source: str) -> dict:
+    """Parameters saved under a name the class has since renamed (``renamed_parameters``), renamed."""
+    renamed = getattr(cls, "renamed_parameters", {})
+    out = {}
+    for key, value in params.items():
+        new = renamed.get(key)
+        if new is not None and new in params:
+            raise inconsistent(source, f"its parameters hold both {key!r} and its new name {new!r}")
+        out[new or key] = value
+    return out
 
 
 def _feature_names(detector):

@@ -146,7 +146,9 @@ class Registry:
         """Construct the detector ``name`` with ``params``, checking the names."""
         spec = self.resolve(name)
         allowed = spec.parameters()
-        unknown = sorted(set(params) - set(allowed))
+        # deprecated names the class still accepts (and warns about), e.g. the VAE's `score`
+        renamed = getattr(spec.cls, "renamed_parameters", {})
+        unknown = sorted(set(params) - set(allowed) - set(renamed))
         if unknown:
             raise ParameterError(
                 f"unknown parameter(s) {', '.join(map(repr, unknown))} for detector "

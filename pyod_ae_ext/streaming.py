@@ -5,7 +5,7 @@
 each batch of rows into a float64 matrix, scores it and appends the results to the
 output, so memory stays flat however long the input is:
 
-- :func:`open_source` opens a CSV file (plain, gzip, zstd, bz2 or lz4 compressed,
+- :func:`open_source` opens a CSV file (plain, gzip, zstd, bz2, lz4 or xz compressed,
   detected from the first bytes), a Parquet file or standard input;
 - :func:`scoring_columns` / :func:`training_columns` apply the column rules of
   :mod:`pyod_ae_ext.data` to the header;
@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import _check_unique_columns, _split_names
+from .data import _check_unique_columns, _split_names, compression_of, require_codec
 from .errors import AdscoreError, DataError
+from .validation import check_number
 
 BATCH_ROWS = 1 << 16
 """Rows per batch: a multiple of the engine's scoring batches, ~16 MiB at 32 features."""
@@ -66,17 +67,17 @@ _CONVERSION_ERROR = re.compile(r"column #(\d+): Row #(\d+): CSV conversion error
 _FIELD_COUNT_ERROR = re.compile(r"Row #(\d+): Expected (\d+) columns, got (\d+)")
 
 
-def _compression_of(head: bytes) -> str | None:
-    """The codec whose magic number starts ``head`` (gzip, zstd, bz2, lz4 frame), else None."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if head.startswith(b"\x04\x22\x4d\x18"):
-        return "lz4"
-    if re.match(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59", head):  # not a CSV header that starts "BZh"
-        return "bz2"
-    return None
+def _decompressing(raw, codec: str, name: str):
+    """``raw`` read through a decompressor: pyarrow's codecs natively, xz through the standard library."""
+    import pyarrow as pa
+
+    require_codec(codec, name)
+
+    if codec == "xz":
+        import lzma
+
+        return pa.PythonFile(lzma.LZMAFile(raw), mode="r")
+    return pa.CompressedInputStream(raw, codec)
 
 
 # --------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def training_columns(columns, select=(), exclude=(), id_columns=()) -> list:
 def open_source(source: str):
     """Open ``source`` (a path, or ``-`` for standard input) for reading in batches.
 
-    CSV (optionally gzip/zstd/bz2/lz4 compressed, recognised by its first bytes) or
+    CSV (optionally gzip/zstd/bz2/lz4/xz compressed, recognised by its first bytes) or
     Parquet (by its magic number or a ``.parquet``/``.pq`` suffix). Parquet on
     standard input is first copied to an anonymous temporary file, since Parquet
     keeps its index at the end. Yields a :class:`CsvSource` or :class:`ParquetSource`.
@@ -306,7 +307,7 @@ def open_source(source: str):
         if head[:4] == _PARQUET_MAGIC or path.suffix.lower() in PARQUET_SUFFIXES:
             yield ParquetSource(str(path), source)
             return
-        yield CsvSource.from_path(path, source, _compression_of(head), size, stack)
+        yield CsvSource.from_path(path, source, compression_of(head), size, stack)
 
 
 def _open_stdin(stream, stack):
@@ -320,11 +321,9 @@ def _open_stdin(stream, stack):
         spool.seek(0)
         return ParquetSource(spool, "standard input")
     raw = _Prefixed(head, stream)
-    codec = _compression_of(head)
+    codec = compression_of(head)
     if codec is not None:
-        import pyarrow as pa
-
-        raw = pa.CompressedInputStream(raw, codec)
+        raw = _decompressing(raw, codec, "standard input")
     return CsvSource(raw, "standard input", empty_message="standard input is empty: pipe a CSV with a "
                                                            "header row into `-`")
 
@@ -408,7 +407,7 @@ class CsvSource:
 
         def reopen():
             raw = stack.enter_context(pa.OSFile(str(path), "rb"))
-            return raw, (pa.CompressedInputStream(raw, codec) if codec else raw)
+            return raw, (_decompressing(raw, codec, name) if codec else raw)
 
         _, stream = reopen()
         return cls(stream, name, reopen=reopen, size=size)
@@ -1048,6 +1047,7 @@ def sample_file(data, size, seed=None, columns=(), exclude=(), id_columns=(), ve
     """
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (1 << 31))
+    check_number("the sample's seed (--seed)", seed, 0, 2**63 - 1, integer=True)
     with open_source(data) as source:
         features = training_columns(source.columns, columns, exclude, id_columns)
         progress = progress_for(source, verbose, verb="read")

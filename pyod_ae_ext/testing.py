@@ -9,7 +9,8 @@
 
 :func:`check_detector` fits a fresh clone of the detector on small generated data and
 checks what every detector registered with adscore promises: PyOD's fitted attributes
-and methods, scikit-learn's parameter conventions, reproducibility from
+and methods (``predict_proba`` with both of PyOD's methods; ``model_`` and ``c_``
+where PyOD's deep detectors have them), scikit-learn's parameter conventions, reproducibility from
 ``random_state``, scores of a row that do not depend on the other rows scored with it,
 anomalies that score higher, a saved model file that scores identically (when the
 detector is registered) and a joblib round trip. A failed check raises an
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 CHECKS = ("fitted_attributes", "scores_and_labels", "anomalies_score_higher", "sklearn_params",
-          "same_seed_same_scores", "row_independence", "save_load", "joblib_round_trip")
+          "same_seed_same_scores", "row_independence", "probabilities", "save_load", "joblib_round_trip",
+          "pyod_names")
 
 
 def contract_data(seed: int = 42):
@@ -93,6 +95,50 @@ def _scores_and_labels(detector, fitted, train, test, contamination, name):
              "predict_proba gives two columns summing to 1")
 
 
+def _probabilities(detector, fitted, train, test, contamination, name):
+    from scipy.special import erf
+
+    train_scores = np.asarray(fitted.decision_scores_, dtype=np.float64)
+    scores = fitted.decision_function(test)
+    for method in ("linear", "unify"):
+        proba = fitted.predict_proba(test, method=method)
+        _require(proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1.0)
+                 and ((proba >= 0) & (proba <= 1)).all(), name,
+                 f"predict_proba(method={method!r}) gives two columns of probabilities summing to 1")
+    # PyOD's unify (Kriegel et al. 2011): erf of the score standardised on the training scores
+    expected = erf((scores - train_scores.mean()) / (train_scores.std() * np.sqrt(2))).clip(0, 1)
+    _require(np.allclose(fitted.predict_proba(test, method="unify")[:, 1], expected), name,
+             "predict_proba(method='unify') standardises with the training scores' mean and std")
+
+
+def _pyod_names(detector, fitted, train, test, contamination, name):
+    from .engine import AutoEncoderDetector
+
+    if not isinstance(fitted, AutoEncoderDetector):
+        return
+    import torch
+
+    model = getattr(fitted, "model_", None)
+    _require(isinstance(model, torch.nn.Module) and model is fitted.net_, name,
+             "model_ is the fitted torch module (net_), as in PyOD's deep detectors")
+    _require(_read_only(fitted, "model_"), name, "model_ is read-only")
+    if hasattr(fitted, "center_"):
+        centre = getattr(fitted, "c_", None)
+        _require(isinstance(centre, torch.Tensor)
+                 and np.allclose(centre.detach().cpu().double().numpy(), fitted.center_), name,
+                 "c_ is the centre (center_) as a tensor, as in PyOD's DeepSVDD")
+        _require(_read_only(fitted, "c_"), name, "c_ is read-only")
+
+
+def _read_only(obj, attribute) -> bool:
+    value = getattr(obj, attribute)
+    try:
+        setattr(obj, attribute, value)  # the same value: harmless if it is (wrongly) writable
+    except AttributeError:
+        return True
+    return False
+
+
 def _anomalies_score_higher(detector, fitted, train, test, contamination, name):
     scores = fitted.decision_function(test)
     _require(scores[:10].mean() > scores[10:].mean(), name, "shifted rows score higher than the others")
@@ -146,7 +192,9 @@ def _save_load(detector, fitted, train, test, contamination, name):
              "a saved model keeps its parameters")
     _require(np.array_equal(loaded.decision_function(test), fitted.decision_function(test))
              and np.array_equal(loaded.decision_scores_, fitted.decision_scores_)
-             and loaded.threshold_ == fitted.threshold_, name, "a saved model scores identically")
+             and loaded.threshold_ == fitted.threshold_
+             and np.array_equal(loaded.predict_proba(test, method="unify"),
+                                fitted.predict_proba(test, method="unify")), name, "a saved model scores identically")
 
 
 def _joblib_round_trip(detector, fitted, train, test, contamination, name):
@@ -167,10 +215,12 @@ def _require(condition, name, promise):
 _CHECKS = {
     "fitted_attributes": _fitted_attributes,
     "scores_and_labels": _scores_and_labels,
+    "probabilities": _probabilities,
     "anomalies_score_higher": _anomalies_score_higher,
     "sklearn_params": _sklearn_params,
     "same_seed_same_scores": _same_seed_same_scores,
     "row_independence": _row_independence,
     "save_load": _save_load,
     "joblib_round_trip": _joblib_round_trip,
+    "pyod_names": _pyod_names,
 }

@@ -548,7 +548,7 @@ def _vae_extra_wrong_shape(path) -> Path:
     """A Wasserstein-scoring VAE whose reference set has the wrong shape: only scoring notices."""
     from helpers import fast_detector
 
-    detector = fast_detector("vae", score="wasserstein", epochs=1, hidden_dims=(8,), latent_dim=2).fit(_data())
+    detector = fast_detector("vae", score_method="wasserstein", epochs=1, hidden_dims=(8,), latent_dim=2).fit(_data())
     write_model(path, detector)
 
     def edit(meta, tensors):

@@ -193,6 +193,92 @@ def test_plot_report_writes_a_png(tmp_path):
     assert_png(tmp_path / "h.png")
 
 
+@pytest.mark.parametrize("kind, expected", [
+    ("normal", "linear"), ("lognormal", "log"), ("cauchy", "symlog"), ("constant", "linear"), ("one-huge", "log"),
+])
+def test_histogram_axis_rule(kind, expected):
+    from pyod_ae_ext.plots import histogram_axes
+
+    rng = np.random.RandomState(0)
+    scores = {"normal": rng.normal(size=1000), "lognormal": np.exp(rng.normal(0, 2.5, size=1000)),
+              "cauchy": rng.standard_cauchy(size=1000), "constant": np.full(50, 2.0),
+              "one-huge": np.concatenate([rng.uniform(1, 2, size=999), [1e9]])}[kind]
+    xscale, bins, linthresh = histogram_axes(scores, float(np.median(scores)), 30)
+    assert xscale == expected
+    if kind != "constant":
+        assert bins[0] <= scores.min() and bins[-1] >= scores.max() and np.all(np.diff(bins) > 0)
+    assert (linthresh is not None) == (xscale == "symlog")
+
+
+def test_counts_axis_turns_logarithmic_when_the_tail_would_vanish():
+    from pyod_ae_ext.plots import counts_scale
+
+    assert counts_scale([300, 40, 0, 1]) == "log"
+    assert counts_scale([30, 20, 0, 5]) == "linear"
+
+
+def figure_axes(draw):
+    from pyod_ae_ext.plots import new_figure
+
+    figure = new_figure(5, 4)
+    ax = figure.add_subplot(1, 1, 1)
+    draw(figure, ax)
+    figure.canvas.draw()  # lays out every text, so a mathtext error would surface here
+    return ax
+
+
+def test_roc_and_pr_mark_the_threshold_without_the_closing_artefact():
+    from pyod_ae_ext.plots import pr_panel, roc_panel
+
+    rng = np.random.RandomState(1)
+    labels = (np.arange(200) < 20).astype(int)
+    scores = rng.normal(size=200) + 2.0 * labels
+    scores[25] = scores.max() + 1  # the top-scoring row is normal: precision 0 at the first cut
+    at = evaluate_threshold(scores, labels, 1.0)
+    ax = figure_axes(lambda figure, ax: pr_panel(ax, scores, labels, 1.0))
+    curve, baseline, marker = ax.get_lines()
+    recall, precision = curve.get_data()
+    assert not np.any((recall == 0) & (precision == 1))
+    assert baseline.get_ydata()[0] == pytest.approx(0.1) and "prevalence 10.0% (20 of 200)" in baseline.get_label()
+    np.testing.assert_allclose(marker.get_xydata()[0], [at.recall, at.precision])
+    ax = figure_axes(lambda figure, ax: roc_panel(ax, scores, labels, 1.0))
+    marker = ax.get_lines()[-1]
+    false_positive_rate = at.false_alarms / 180
+    np.testing.assert_allclose(marker.get_xydata()[0], [false_positive_rate, at.recall])
+    assert f"({at.alarms} flagged)" in marker.get_label()
+
+
+def test_heat_map_rows_are_ids_and_the_colourbar_says_what_it_shows():
+    from pyod_ae_ext.plots import heat_panel
+
+    rng = np.random.RandomState(0)
+    heat = {"values": rng.uniform(size=(3, 50)), "columns": [f"$c{j}" for j in range(49)] + ["a $\\frac{$ b"],
+            "rows": ["id-7", "id-3", "id-9"], "row_label": "id", "unit": "contribution"}
+    heat["values"][:, -1] += 5  # the column whose name is broken mathtext is among those shown
+    figures = []
+    ax = figure_axes(lambda figure, ax: (figures.append(figure), heat_panel(figure, ax, heat)))
+    assert ax.get_xticklabels()[-1].get_text() == "a \\$\\frac{\\$ b"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["id-7", "id-3", "id-9"]
+    assert ax.get_ylabel() == "id" and len(ax.get_xticklabels()) == 40 and "40 of 50 columns" in ax.get_title()
+    colourbar_axes = [a for a in figures[0].axes if a is not ax]
+    assert "contribution to the row's score" in colourbar_axes[0].get_ylabel()
+    assert ax.images[0].get_clim()[1] == pytest.approx(heat["values"].max())
+    heat["values"][0, -1] = 1000.0  # one extreme cell: the colour scale ends at the 98th percentile
+    ax = figure_axes(lambda figure, ax: heat_panel(figure, ax, heat))
+    shown = np.sort(np.argsort(-heat["values"].mean(axis=0))[:40])
+    assert ax.images[0].get_clim()[1] == pytest.approx(np.percentile(heat["values"][:, shown], 98))
+
+
+def test_explain_names_heat_map_rows_by_their_ids(blobs):
+    train, test = blobs
+    ae = pyod_ae_ext.make_detector("ae", epochs=3, random_state=0).fit(train)
+    ids = pd.DataFrame({"site": [f"s{i}" for i in range(60)], "n": range(100, 160)})
+    heat = explain(ae, test, list("abcde"), top=3, ids=ids)["_heat"]
+    order = np.argsort(-ae.decision_function(test), kind="stable")[:3]
+    assert heat["rows"] == [f"s{i}, {100 + i}" for i in order] and heat["row_label"] == "site, n"
+    assert explain(ae, test, list("abcde"), top=3)["_heat"]["rows"] == [str(i) for i in order]
+
+
 def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)

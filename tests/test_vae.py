@@ -83,7 +83,7 @@ def test_reconstruction_probability_ranks_like_the_true_density():
     truth = multivariate_normal(np.zeros(4), cov)
     params = dict(hidden_dims=(16,), latent_dim=2, epochs=20, lr=1e-2, random_state=0)
     probability = VAE(**params).fit(X)
-    error = VAE(score="reconstruction_error", **params).fit(X)
+    error = VAE(score_method="reconstruction_error", **params).fit(X)
     rho_probability = spearmanr(probability.decision_function(X_test), -truth.logpdf(X_test))[0]
     # The score omits the prior term of the latent direction, so even the exact
     # factor-analysis model (loadings 1, 1, 0, 0; noise 0.01, 0.01, 1, 1) with its exact
@@ -121,13 +121,13 @@ def test_reconstruction_probability_matches_a_manual_computation(independent_gau
 def test_scores_are_deterministic_and_survive_a_round_trip(score):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(200, 5))
-    model = VAE(score=score, epochs=5, random_state=3).fit(X)
+    model = VAE(score_method=score, epochs=5, random_state=3).fit(X)
     first = model.decision_function(X)
     assert np.array_equal(first, model.decision_function(X))
-    assert np.array_equal(first, VAE(score=score, epochs=5, random_state=3).fit(X).decision_function(X))
+    assert np.array_equal(first, VAE(score_method=score, epochs=5, random_state=3).fit(X).decision_function(X))
     assert np.array_equal(first, fitted_copy(model).decision_function(X))
     if score != "wasserstein":  # Monte Carlo: another seed draws other z
-        other = VAE(score=score, epochs=5, random_state=4).fit(X).decision_function(X)
+        other = VAE(score_method=score, epochs=5, random_state=4).fit(X).decision_function(X)
         assert not np.array_equal(first, other)
 
 
@@ -152,7 +152,7 @@ def test_a_rows_score_does_not_depend_on_the_other_rows(score, monkeypatch):
     """One row alone, the full set, reversed, and split across scoring batches: the same scores."""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(2500, 6))
-    model = VAE(score=score, epochs=2, random_state=0).fit(X[:300])
+    model = VAE(score_method=score, epochs=2, random_state=0).fit(X[:300])
     full = model.decision_function(X)
     alone = np.array([model.decision_function(X[i:i + 1])[0] for i in (0, 7, 2499)])
     np.testing.assert_allclose(alone, full[[0, 7, 2499]], rtol=1e-5, atol=1e-6)
@@ -164,7 +164,7 @@ def test_a_rows_score_does_not_depend_on_the_other_rows(score, monkeypatch):
 def test_wasserstein_is_the_median_over_reference_posteriors():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(150, 5))
-    model = VAE(score="wasserstein", n_reference=40, epochs=5, random_state=0).fit(X)
+    model = VAE(score_method="wasserstein", n_reference=40, epochs=5, random_state=0).fit(X)
     assert model.reference_mu_.shape == model.reference_sigma_.shape == (40, model.latent_dim)
     assert len(np.unique(model.reference_index_)) == 40
     X_new = rng.normal(size=(30, 5)) * 2
@@ -179,14 +179,14 @@ def test_wasserstein_is_the_median_over_reference_posteriors():
     expected = np.median(w2, axis=1)
     np.testing.assert_allclose(model.decision_function(X_new), expected, rtol=1e-4, atol=1e-6)
     # fewer training rows than n_reference: every row is a reference
-    small = VAE(score="wasserstein", n_reference=500, epochs=2, random_state=0).fit(X[:20])
+    small = VAE(score_method="wasserstein", n_reference=500, epochs=2, random_state=0).fit(X[:20])
     assert small.reference_mu_.shape[0] == 20
 
 
 def test_wasserstein_chunking_gives_the_same_scores(monkeypatch):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(300, 4))
-    model = VAE(score="wasserstein", n_reference=64, epochs=3, random_state=0).fit(X)
+    model = VAE(score_method="wasserstein", n_reference=64, epochs=3, random_state=0).fit(X)
     whole = model.decision_function(X)
     monkeypatch.setattr(vae_module, "_WASSERSTEIN_CHUNK_ELEMENTS", 64 * 7)  # chunks of 7 rows
     np.testing.assert_array_equal(model.decision_function(X), whole)
@@ -196,10 +196,10 @@ def test_feature_contributions_sum_to_the_score():
     rng = np.random.default_rng(6)
     X = rng.normal(size=(200, 5))
     for score in ("reconstruction_probability", "reconstruction_error"):
-        model = VAE(score=score, epochs=3, random_state=0).fit(X)
+        model = VAE(score_method=score, epochs=3, random_state=0).fit(X)
         np.testing.assert_allclose(model.feature_contributions(X).sum(1), model.decision_function(X),
                                    rtol=1e-5, atol=1e-5)
-    model = VAE(score="wasserstein", epochs=1, random_state=0).fit(X)
+    model = VAE(score_method="wasserstein", epochs=1, random_state=0).fit(X)
     with pytest.raises(NotImplementedError):
         model.feature_contributions(X)
 
@@ -250,7 +250,7 @@ def test_wasserstein_references_are_saved_in_the_model_file(tmp_path):
 
     rng = np.random.default_rng(11)
     X = rng.normal(size=(120, 4))
-    model = VAE(score="wasserstein", n_reference=30, epochs=3, random_state=0).fit(X)
+    model = VAE(score_method="wasserstein", n_reference=30, epochs=3, random_state=0).fit(X)
     pyod_ae_ext.save(model, tmp_path / "vae")
     loaded = pyod_ae_ext.load(tmp_path / "vae")
     assert torch.equal(loaded.reference_mu_, model.reference_mu_)
@@ -310,7 +310,7 @@ def test_corruption_feeds_the_encoder_a_corrupted_row_and_scores_the_clean_one(m
 
 
 @pytest.mark.parametrize("params", [
-    dict(score="likelihood"), dict(beta=-1.0), dict(likelihood="poisson"), dict(variance="row"),
+    dict(score_method="likelihood"), dict(beta=-1.0), dict(likelihood="poisson"), dict(variance="row"),
     dict(min_variance=0.0), dict(n_samples=0), dict(n_reference=0), dict(n_samples=2.5),
 ])
 def test_invalid_parameters(params):

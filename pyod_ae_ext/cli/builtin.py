@@ -4,8 +4,9 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from . import analysis, benchmark, demo, fit, inspect, score
+    from . import analysis, benchmark, demo, fit, inspect, report, score
 
     for command in (fit.fit, score.score, inspect.plugins, inspect.info, analysis.explain,
-                    analysis.threshold, analysis.evaluate, benchmark.benchmark, demo.example, demo.demo):
+                    analysis.threshold, analysis.evaluate, report.report, benchmark.benchmark, demo.example,
+                    demo.demo):
         cli.add_command(command)
