@@ -55,6 +55,8 @@ def test_fit_then_score_gives_one_score_per_time_point(runner, series_csv, tmp_p
     info = json.loads(run(runner, "info", "--json", model).stdout)
     assert info["series_windows"]["window"] == 32 and info["series_windows"]["stride"] == 2
     assert info["series_windows"]["fold"] == "max"
+    text = run(runner, "info", model).stdout
+    assert "series:     windows of 32 x value, stride 2, fold max, gaps refuse, time column 'ts'" in text
 
 
 def test_evaluate_with_labelled_windows(runner, series_csv, labels_json, tmp_path):
