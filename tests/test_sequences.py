@@ -170,8 +170,8 @@ def test_vrae_score_is_the_reconstruction_probability():
 def test_vrae_wasserstein_score_is_the_median_w2_to_the_reference_posteriors():
     """Pereira & Silveira 2018: median_i ||mu - mu_i||^2 + ||sigma - sigma_i||^2 over the reference rows."""
     X = sequences(64)
-    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_reference=15, score="wasserstein",
-                    random_state=0).fit(X)
+    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_reference=15,
+                    score_method="wasserstein", random_state=0).fit(X)
     with torch.no_grad():
         mu, logvar = detector.net_.eval().encode(detector.network_input(X[:6]))
         sigma = (0.5 * logvar).exp()

@@ -55,7 +55,7 @@ def test_point_fold_scores_each_point_by_its_own_reconstruction_terms():
 
 @pytest.mark.parametrize("name, params, chosen", [("ae", {"epochs": 1}, "point"), ("iforest", {}, "mean"),
                                                   ("deep-svdd", {"epochs": 1}, "mean"),
-                                                  ("vae", {"epochs": 1, "score": "wasserstein"}, "mean")])
+                                                  ("vae", {"epochs": 1, "score_method": "wasserstein"}, "mean")])
 def test_auto_fold_is_point_where_the_detector_has_per_feature_terms(name, params, chosen):
     frame = _series()
     settings = series_settings(frame, 8, time_column="ts")
