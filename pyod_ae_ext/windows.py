@@ -89,6 +89,12 @@ class WindowSettings:
         What the time column holds (set when fitting).
     period : float or None
         The sampling step, in the time column's units (nanoseconds for dates), set when fitting.
+    point_scale : tuple (low, threshold, high) or None
+        The training series' point scores, set when fitting: their minimum, the
+        threshold (the same fraction of training points above it as the detector flags
+        of its training windows) and their maximum. A point's label is
+        ``score >= threshold``; point scores are on another scale than window scores
+        with ``fold="point"``, so the detector's own ``threshold_`` is not used for them.
     """
 
     window: int
@@ -99,6 +105,7 @@ class WindowSettings:
     value_columns: tuple = ()
     time_kind: str | None = None
     period: float | None = None
+    point_scale: tuple | None = None
 
     def check(self) -> "WindowSettings":
         """Raise ParameterError naming a bad setting; return self."""
@@ -117,6 +124,7 @@ class WindowSettings:
         """The settings as a JSON-able dict (for the model file)."""
         out = dataclasses.asdict(self)
         out["value_columns"] = list(self.value_columns)
+        out["point_scale"] = None if self.point_scale is None else list(self.point_scale)
         return out
 
     @classmethod
@@ -139,7 +147,13 @@ class WindowSettings:
         if (data["time_column"] is None) != (data["time_kind"] is None) or (period is None) != (
                 data["time_kind"] is None):
             raise InconsistentModelError("'series_windows' must give time_column, time_kind and period together")
-        settings = cls(**{**data, "value_columns": tuple(columns)})
+        scale = data["point_scale"]
+        if not (isinstance(scale, list) and len(scale) == 3 and all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in scale)
+                and scale[0] <= scale[1] <= scale[2]):
+            raise InconsistentModelError("'series_windows.point_scale' must be 3 finite numbers low <= threshold "
+                                         "<= high")
+        settings = cls(**{**data, "value_columns": tuple(columns), "point_scale": tuple(float(v) for v in scale)})
         try:
             return settings.check()
         except ParameterError as exc:
@@ -360,7 +374,7 @@ def fit_series(detector, frame, settings: WindowSettings):
     """
     windows = training_windows(detector, frame, settings)
     detector.fit(windows)
-    return mark_series_model(detector, settings)
+    return mark_series_model(detector, settings, frame)
 
 
 def training_windows(detector, frame, settings: WindowSettings):
@@ -373,8 +387,11 @@ def training_windows(detector, frame, settings: WindowSettings):
     return series_windows(frame, settings)[2]
 
 
-def mark_series_model(detector, settings: WindowSettings):
-    """Record on a detector fitted on window rows that it scores series with ``settings`` (second half)."""
+def mark_series_model(detector, settings: WindowSettings, frame):
+    """Record on a detector fitted on the window rows of ``frame`` that it scores series with ``settings``.
+
+    The second half of :func:`fit_series`: resolves ``fold="auto"`` and sets the point-score scale.
+    """
     if getattr(detector, "feature_names_in_", None) is None:  # PyOD's detectors do not keep them
         detector.feature_names_in_ = np.asarray(settings.feature_names(), dtype=object)
     if settings.fold in ("point", "auto"):  # refuse now rather than when the model is used
@@ -383,8 +400,26 @@ def mark_series_model(detector, settings: WindowSettings):
             raise ParameterError(_POINT_FOLD_NEEDS.format(name=type(detector).__name__))
         if settings.fold == "auto":
             settings = dataclasses.replace(settings, fold="point" if has_terms else "mean")
-    detector.series_windows_ = settings
+    detector.series_windows_ = settings  # score_series reads it
+    detector.series_windows_ = dataclasses.replace(settings, point_scale=_point_scale(detector, frame))
     return detector
+
+
+def _point_scale(detector, frame) -> tuple:
+    """(min, threshold, max) of the training series' point scores; the threshold flags the same share of points
+    as the detector's threshold flags of its training windows (PyOD's percentile rule)."""
+    scores = score_series(detector, frame)
+    flagged = float(np.mean(np.asarray(detector.labels_)))
+    return float(scores.min()), float(np.percentile(scores, 100 * (1 - flagged))), float(scores.max())
+
+
+def point_labels(detector, scores) -> np.ndarray:
+    """1 where a point score from :func:`score_series` reaches the model's point threshold, else 0.
+
+    ``>=`` rather than PyOD's ``>``: with ``fold="max"`` every point near an anomaly shares
+    the top window's score, and a strict comparison would flag none of them.
+    """
+    return (np.asarray(scores) >= detector.series_windows_.point_scale[1]).astype(int)
 
 
 def _has_point_terms(detector, n_features: int) -> bool:

@@ -50,6 +50,7 @@ def test_fit_then_score_gives_one_score_per_time_point(runner, series_csv, tmp_p
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(io.StringIO(result.stdout))
     assert list(scores.columns) == ["ts", "host", "score", "label", "probability"]
+    assert scores["label"].iloc[SPIKE] == 1 and 0 < scores["label"].mean() < 0.3
     assert len(scores) == 600 and scores["ts"].iloc[0] == "2024-01-01 00:00:00"
     assert abs(int(scores["score"].idxmax()) - SPIKE) < 32
     info = json.loads(run(runner, "info", "--json", model).stdout)

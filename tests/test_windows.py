@@ -157,7 +157,8 @@ def test_one_score_per_point_and_a_model_file_round_trip(tmp_path):
     scores = score_series(detector, frame)
     assert scores.shape == (len(frame),)
     loaded = pyod_ae_ext.load(write_model(tmp_path / "m.adscore", detector))
-    assert loaded.series_windows_ == settings
+    assert loaded.series_windows_ == detector.series_windows_
+    assert dataclasses.replace(loaded.series_windows_, point_scale=None) == settings
     np.testing.assert_array_equal(score_series(loaded, frame), scores)
 
 
@@ -177,6 +178,8 @@ def test_several_columns_and_a_pyod_baseline_round_trip(tmp_path):
     (lambda w: w.update(value_columns=[]), "value_columns"),
     (lambda w: w.update(period=-5.0), "period"),
     (lambda w: w.update(fold="auto"), "fold"),
+    (lambda w: w.update(point_scale=[3.0, 1.0, 2.0]), "point_scale"),
+    (lambda w: w.update(point_scale=None), "point_scale"),
     (lambda w: w.pop("fold"), "entries"),
 ])
 def test_tampered_window_settings_are_refused(tmp_path, edit, fragment):
@@ -199,6 +202,19 @@ def test_a_series_with_another_period_or_time_kind_is_refused():
     numeric = frame.assign(ts=np.arange(len(frame)))
     with pytest.raises(DataError, match="holds numbers but the model was fitted on datetimes"):
         score_series(detector, numeric)
+
+
+@pytest.mark.parametrize("fold", ["point", "mean"])
+def test_point_labels_flag_the_share_of_training_points_the_detector_flags_of_windows(fold):
+    from pyod_ae_ext.windows import point_labels
+
+    frame = _series()
+    detector = fit_series(pyod_ae_ext.make_detector("ae", epochs=2, random_state=0, contamination=0.05), frame,
+                          series_settings(frame, 16, fold=fold, time_column="ts"))
+    low, threshold, high = detector.series_windows_.point_scale
+    scores = score_series(detector, frame)
+    assert (low, high) == (scores.min(), scores.max())
+    assert point_labels(detector, scores).mean() == pytest.approx(np.mean(detector.labels_), abs=0.01)
 
 
 def test_too_short_a_series_is_refused():

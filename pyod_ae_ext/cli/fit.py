@@ -94,7 +94,9 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
                                        stride, fold, gaps, fit_detector, echo_err)
         save_detector(detector, output, signing_key=key)
         echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags "
-                 f"{int(np.sum(detector.labels_))} of {len(detector.labels_)} training windows; saved {output}")
+                 f"{int(np.sum(detector.labels_))} of {len(detector.labels_)} training windows, point threshold "
+                 f"{detector.series_windows_.point_scale[1]:.6g} ({detector.series_windows_.fold} fold); "
+                 f"saved {output}")
         return
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "

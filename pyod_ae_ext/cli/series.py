@@ -66,7 +66,7 @@ def fit_series_from_file(data, name, detector, columns, exclude, id_columns, tim
     started = time.perf_counter()
     fit_detector(name, detector, windows)
     seconds = time.perf_counter() - started
-    mark_series_model(detector, settings)
+    mark_series_model(detector, settings, frame)
     return seconds
 
 
@@ -101,7 +101,19 @@ def score_series_file(detector, data, id_columns, output, fmt, top, note):
     rule = ("mean of its own terms in" if settings.fold == "point" else settings.fold + " of")
     note(f"scored {len(scores)} points from windows of {settings.window} (stride {settings.stride}, "
          f"each point the {rule} the windows covering it)")
-    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, detector, top)
+    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, PointScale(settings), top)
+
+
+
+class PointScale:
+    """What the result writer reads from a detector (``threshold_``, ``decision_scores_`` for the
+    probability's min-max scaling), on the point-score scale a series model saved."""
+
+    def __init__(self, settings):
+        low, threshold, high = settings.point_scale
+        # the writer labels score > threshold_; point labels are score >= threshold (windows.point_labels)
+        self.threshold_ = float(np.nextafter(threshold, -np.inf))
+        self.decision_scores_ = np.array([low, high])
 
 
 def evaluate_series_file(detector, data, windows_file, time_column, probation):
@@ -109,7 +121,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation):
     from ..data import read_frame
     from ..errors import DataError
     from ..nab_eval import evaluate_alarms, load_windows
-    from ..windows import parse_times, score_series
+    from ..windows import parse_times, point_labels, score_series
 
     settings = getattr(detector, "series_windows_", None)
     if settings is None:
@@ -122,10 +134,10 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation):
         raise DataError(f"time column {time_column!r} is not in {data}")
     times, kind = parse_times(frame[time_column], time_column)
     windows = load_windows(windows_file, data, kind)
-    scores = score_series(detector, frame)
-    result = evaluate_alarms(times, scores > detector.threshold_, windows, probationary_percent=probation)
-    return {"n_points": int(len(frame)), "threshold": float(detector.threshold_),
-            "n_alarms": int(np.sum(scores > detector.threshold_)), **result.as_dict()}
+    alarms = point_labels(detector, score_series(detector, frame)).astype(bool)
+    result = evaluate_alarms(times, alarms, windows, probationary_percent=probation)
+    return {"n_points": int(len(frame)), "threshold": settings.point_scale[1], "n_alarms": int(alarms.sum()),
+            **result.as_dict()}
 
 
 def print_series_evaluation(metrics: dict) -> None:
