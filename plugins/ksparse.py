@@ -160,6 +160,9 @@ class KSparseAE(AutoEncoderDetector):
         _, recon = net(x, self.scoring_support_)
         return (recon - x).pow(2)
 
+    def row_reconstruction(self, net, x):
+        return net(x, self.scoring_support_)[1]
+
     def codes(self, X, support=None):
         """Sparse codes of ``X``: the ``support`` largest units (default: the scoring support).
 

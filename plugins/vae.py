@@ -289,6 +289,14 @@ class VAE(AutoEncoderDetector):
             return -self._mc_log_likelihood(net, x)
         return self._mc_abs_error(net, x)
 
+    def row_reconstruction(self, net, x):
+        """The decoder's mean at the posterior mean (for Bernoulli, the probabilities, standardised)."""
+        mean = net.decode(net.encode(x)[0])[0]
+        if self.likelihood == "gaussian":
+            return mean
+        scale = torch.as_tensor(self.scaler_scale_, dtype=x.dtype, device=x.device)
+        return (torch.sigmoid(mean) - torch.as_tensor(self.scaler_mean_, dtype=x.dtype, device=x.device)) / scale
+
     # ---- likelihood pieces --------------------------------------------------
 
     def _target(self, x):

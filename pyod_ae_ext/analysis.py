@@ -363,6 +363,16 @@ def require_matplotlib(what="--plot"):
     return Figure, FigureCanvasAgg
 
 
+def plot_explanation(path, detector, X, scores, threshold, image_shape=None, ids=None, **report) -> None:
+    """``explain --plot``: input, reconstruction and error map of the top images when the rows
+    are images of ``image_shape`` (:mod:`pyod_ae_ext.image_plots`), else :func:`plot_report`."""
+    if image_shape is None:
+        return plot_report(path, scores, threshold, **report)
+    from .image_plots import plot_top_images
+
+    return plot_top_images(path, detector, X, scores, threshold, image_shape, ids=ids, title=report.get("title"))
+
+
 def plot_report(path, scores, threshold, labels=None, heat=None, title=None) -> None:
     """Write a PNG: score histogram with the threshold, ROC and PR curves with the
     threshold marked when ``labels`` are given, and a heat map of per-feature values

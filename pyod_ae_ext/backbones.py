@@ -7,6 +7,8 @@ which layers those are, so every family gains a backbone without a copy of its m
 
 - ``"mlp"`` (default): fully connected layers through ``hidden_dims``.
 - ``"lstm"``, ``"gru"``, ``"conv1d"``: sequence layers, :mod:`pyod_ae_ext.backbones_sequence`.
+- ``"conv"``, ``"toll-mnist"``: convolutional image backbones
+  (:mod:`pyod_ae_ext.backbones_image`).
 
 A backbone that works on structured rows (an image, a sequence) reshapes the flat row
 to ``input_shape`` inside its encoder and flattens its decoder's output again, so
@@ -29,6 +31,11 @@ Contract of a backbone (an object registered in :data:`BACKBONES`):
 
 ``bias=False`` asks for layers without any additive constant (Deep SVDD's
 requirement, Ruff et al. 2018, Prop. 2).
+
+Optional attributes: ``scaling`` (``"feature"`` or ``"global"``), how
+``standardize=True`` scales the data for this backbone (per feature when absent), and
+``widest(detector, n_features)``, the values per row of the largest activation (sizes
+scoring batches and the thread budget; the widest of ``hidden_dims`` when absent).
 """
 from __future__ import annotations
 
@@ -60,6 +67,10 @@ class MLPBackbone:
 
 BACKBONES: dict = {"mlp": MLPBackbone()}
 """Backbones by name; :func:`register_backbone` adds one."""
+
+from .backbones_image import IMAGE_BACKBONES  # noqa: E402
+
+BACKBONES.update(IMAGE_BACKBONES)
 
 
 def register_backbone(backbone) -> None:

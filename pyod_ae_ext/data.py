@@ -1,4 +1,9 @@
-"""Reading tabular data for the command line: CSV (with header) and Parquet, files or stdin."""
+"""Reading data for the command line: CSV (with header) and Parquet, files or stdin; images.
+
+``.npy``/``.npz`` files and directories of PNG/JPEG files are images, read by
+:mod:`pyod_ae_ext.images` (:func:`read_training_table`, :func:`read_scoring_table`
+dispatch on the source).
+"""
 from __future__ import annotations
 
 import csv
@@ -31,6 +36,7 @@ class Table:
     ids: pd.DataFrame | None
     labels: np.ndarray | None
     n_rows: int
+    image_shape: tuple | None = None  # (C, H, W) of each row, for image data
 
 
 def read_frame(source: str) -> pd.DataFrame:
@@ -269,3 +275,66 @@ def _binary_labels(series: pd.Series, name: str) -> np.ndarray:
 
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+# --------------------------------------------------------------------------
+# any source: tables or images
+
+
+def read_training_table(source, columns=(), exclude=(), id_columns=(), label_column=None,
+                        image_shape=None) -> Table:
+    """Features for fitting from ``source``: images (``.npy``, ``.npz``, a folder) or a table.
+
+    ``image_shape`` ``(C, H, W)`` shapes flat rows (pixel columns of a table, a flat
+    array) and must match image arrays and folders.
+    """
+    from .images import is_image_source, read_images
+
+    if is_image_source(source):
+        _refuse_column_options(columns, exclude, id_columns)
+        return read_images(source, image_shape, label_column)
+    table = select_training_table(read_frame(source), columns, exclude, id_columns, label_column)
+    return _with_image_shape(table, image_shape)
+
+
+def read_scoring_table(source, feature_names, id_columns=(), label_column=None, note=None,
+                       image_shape=None) -> Table:
+    """A model's features from ``source``: images by shape, table columns by name.
+
+    ``image_shape`` is the model's image shape, if it has one: images must have it.
+    """
+    from .images import is_image_source, pixel_names, read_images
+
+    if is_image_source(source):
+        _refuse_column_options((), (), id_columns)
+        channels = image_shape[0] if image_shape is not None else None
+        table = read_images(source, image_shape, label_column, channels=channels)
+        if table.X.shape[1] != len(feature_names):
+            raise DataError(f"the images in {source} have {table.X.shape[1]} pixel values each, the model was "
+                            f"fitted on {len(feature_names)} features")
+        table.feature_names = list(feature_names)
+        return table
+    frame = read_frame(source)
+    if image_shape is not None and list(feature_names) == pixel_names(image_shape) and \
+            feature_names[0] not in set(map(str, frame.columns)):
+        raise DataError(f"the model was fitted on images of {','.join(map(str, image_shape))} (C,H,W) and {source} "
+                        "has no such pixel columns: give it images (.npy, .npz or a folder of images)")
+    table = select_scoring_table(frame, feature_names, id_columns, label_column, note)
+    return _with_image_shape(table, image_shape)
+
+
+def _refuse_column_options(columns, exclude, id_columns) -> None:
+    used = [option for option, value in (("--columns", columns), ("--exclude", exclude),
+                                         ("--id-column", id_columns)) if value]
+    if used:
+        raise DataError(f"image data (.npy, .npz, a folder of images) have no columns to select: drop "
+                        f"{' and '.join(used)}")
+
+
+def _with_image_shape(table: Table, image_shape) -> Table:
+    if image_shape is not None:
+        if int(np.prod(image_shape)) != table.X.shape[1]:
+            raise DataError(f"image shape {','.join(map(str, image_shape))} holds {int(np.prod(image_shape))} "
+                            f"pixel values but the data have {table.X.shape[1]} feature columns")
+        table.image_shape = tuple(int(s) for s in image_shape)
+    return table

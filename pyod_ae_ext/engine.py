@@ -12,6 +12,7 @@ method, through public hooks:
 ``row_score(net, x)``          per-row anomaly score (required)
 ``build_network(n_features)``  the network (default: MLP autoencoder)
 ``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
+``row_reconstruction(net, x)`` the reconstruction of x (image plots of ``explain``)
 ``row_code(net, x)``           the code used by the latent-space score
 ``check_family_params()``      checks of the family's own parameters
 ``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
@@ -200,8 +201,16 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         trained to reproduce the clean input.
     corruption_level : float, default 0.1
         Strength of the corruption.
-    standardize : bool, default True
-        Centre each feature on its training mean and divide by a scale: the training
+    standardize : bool or {"feature", "global"}, default True
+        How the data are scaled before the network. ``True`` scales as the backbone
+        prescribes: per feature (``"feature"``) for "mlp", globally (``"global"``) for
+        the image backbones "conv" and "toll-mnist". ``"global"`` centres every value on
+        the mean of all training values and divides by their standard deviation (1 when
+        they are all equal): one mean and one scale for all pixels, so relative
+        intensities between pixels are kept and a pixel that is blank in training
+        stays on the common scale (per-pixel z-scores would blow up its rare ink).
+        ``False`` leaves the data as they are. ``"feature"`` (what ``True`` means for
+        "mlp") centres each feature on its training mean and divides by a scale: the training
         standard deviation, with a floor so that a feature that barely varied in
         training cannot dominate every later score::
 
@@ -242,8 +251,8 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         would overflow), so values such as 1e308 are standardised, not ignored.
         Standardised values reach the network clipped to ``+-INPUT_BOUND`` (1e6).
         Turn standardisation off for data already on a meaningful common scale,
-        e.g. pixels in [0, 1]; the network then sees the raw values, which must lie
-        within ``+-INPUT_BOUND`` when fitting.
+        e.g. pixels in [0, 1], or use ``"global"``; without it the network sees the
+        raw values, which must lie within ``+-INPUT_BOUND`` when fitting.
     device : str, default "auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     random_state : int, RandomState or None, default None
@@ -266,11 +275,15 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         are the latent score's reference set.
     backbone : str, default "mlp"
         The layers of the encoder and decoder (:mod:`pyod_ae_ext.backbones`): "mlp"
-        (fully connected through ``hidden_dims``) or any backbone registered there.
-        The family's loss and score are the same whatever the backbone.
+        (fully connected through ``hidden_dims``), "conv" (strided convolutions
+        through ``hidden_dims`` read as channel counts, for images), "toll-mnist" (the
+        Toll paper's MNIST network; :mod:`pyod_ae_ext.backbones_image`) or any backbone
+        registered there. The family's loss and score are the same whatever the backbone.
     input_shape : tuple of int or None, default None
         Shape of one row for structured backbones (an image's ``(C, H, W)``, a
-        sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp".
+        sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp"; for
+        the image backbones None means one grey square image, ``(1, s, s)`` for
+        ``s * s`` features (other widths need the shape).
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -370,6 +383,17 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
         return None
 
+    def row_reconstruction(self, net, x: torch.Tensor) -> torch.Tensor | None:
+        """The network's reconstruction of the standardised batch ``x``, in standardised units, or None.
+
+        By default the second output of ``net(x)`` when it has the shape of ``x`` (the
+        ``(code, reconstruction, ...)`` convention); None for networks without one.
+        """
+        out = net(x)
+        if isinstance(out, tuple) and len(out) >= 2 and out[1].shape == x.shape:
+            return out[1]
+        return None
+
     def check_family_params(self) -> None:
         """Check the family's own parameters; raise :class:`ParameterError` naming the bad one."""
 
@@ -419,8 +443,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self._set_n_classes(y)
         device = resolve_device(self.device)
         self.device_ = str(device)
-        if self.standardize:
+        scaling = self.scaling()
+        if scaling == "feature":
             self.scaler_mean_, self.scaler_scale_ = _standardisation(X)
+        elif scaling == "global":
+            self.scaler_mean_, self.scaler_scale_ = _global_standardisation(X)
         else:
             self.scaler_mean_, self.scaler_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
             _check_raw_bound(X, getattr(self, "feature_names_in_", None))
@@ -512,7 +539,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         finally:
             for hook in hooks:
                 hook.remove()
-        penalty = sum(a.abs().sum(dim=1).mean() for a in activations)
+        penalty = sum(a.abs().flatten(1).sum(dim=1).mean() for a in activations)
         return loss + self.activity_l1 * penalty
 
     def _corrupt(self, batch: torch.Tensor) -> torch.Tensor:
@@ -572,6 +599,19 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             raise NotImplementedError(f"{type(self).__name__} does not provide per-feature contributions")
         return torch.cat(parts).double().cpu().numpy()
 
+    def reconstruct(self, X) -> np.ndarray:
+        """The network's reconstruction of each row of ``X``, in the data's units, shape (n_samples, n_features).
+
+        Raises NotImplementedError for families without a reconstruction (Deep SVDD).
+        """
+        x = self.network_input(X)
+        with self.scoring_context(rows=x.shape[0]):
+            parts = [self.row_reconstruction(self.net_, batch) for batch in self.scoring_batches(x)]
+        if parts[0] is None:
+            raise NotImplementedError(f"{type(self).__name__} does not reconstruct its input")
+        standardised = torch.cat(parts).double().cpu().numpy()
+        return standardised * self.scaler_scale_ + self.scaler_mean_
+
     def _score_tensor(self, X: torch.Tensor) -> np.ndarray:
         net = self.net_
         net.eval()
@@ -586,8 +626,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     def scoring_batches(self, X: torch.Tensor):
         """``X`` split into row blocks sized for scoring (large enough to amortise calls, cache-friendly)."""
-        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
-        rows = max(1024, _SCORING_BATCH_ELEMENTS // widest)
+        rows = max(1024, _SCORING_BATCH_ELEMENTS // self._widest_layer())
         return X.split(rows)
 
     def _check_new_data(self, X) -> np.ndarray:
@@ -639,6 +678,18 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             return (int(self.hidden_dims),)
         return tuple(int(h) for h in self.hidden_dims)
 
+    def scaling(self) -> str | None:
+        """The scaling ``standardize`` resolves to: "feature", "global" or None (see the parameter)."""
+        if self.standardize is True:
+            return getattr(get_backbone(self.backbone), "scaling", "feature")
+        return self.standardize or None
+
+    def _widest_layer(self) -> int:
+        """Values per row of the network's largest activation."""
+        widest = getattr(get_backbone(self.backbone), "widest", None)
+        layers = (widest(self, self.n_features_in_),) if widest else self.hidden_widths()
+        return max(self.n_features_in_, *layers, self.latent_dim)
+
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
         """Standardise (in float64, for precision), clip to ``±INPUT_BOUND`` and cast to float32, chunk by chunk.
 
@@ -680,7 +731,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         if torch.device(self.device_).type != "cpu":
             yield
             return
-        widest = max(self.n_features_in_, *self.hidden_widths(), self.latent_dim)
+        widest = self._widest_layer()
         previous = torch.get_num_threads()
         if rows * widest <= _SINGLE_THREAD_WORK:
             torch.set_num_threads(1)
@@ -699,9 +750,10 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         check_number("latent_dim", self.latent_dim, 1, integer=True)
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_number("dropout", self.dropout, 0, 0.99)
-        for flag in ("batch_norm", "standardize"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ParameterError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not isinstance(self.batch_norm, bool):
+            raise ParameterError(f"batch_norm must be True or False, got {self.batch_norm!r}")
+        if not (isinstance(self.standardize, bool) or self.standardize in ("feature", "global")):
+            raise ParameterError(f"standardize must be True, False, 'feature' or 'global', got {self.standardize!r}")
         check_number("lr", self.lr, 0, low_open=True)
         check_number("weight_decay", self.weight_decay, 0)
         check_number("epochs", self.epochs, 0, integer=True)
@@ -779,6 +831,13 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         history = meta.get("history", {"loss": [], "val_loss": []})
         if not isinstance(history, dict):
             raise InconsistentModelError(f"state entry 'history' must be an object, got {type(history).__name__}")
+        try:
+            get_backbone(self.backbone).check(self, n_features)
+        except ParameterError as exc:
+            raise InconsistentModelError(f"its parameters do not fit its {n_features} features: {exc}") from None
+        if self.scaling() == "global" and not (_constant(scaler_mean) and _constant(scaler_scale)):
+            raise InconsistentModelError("it scales globally (one mean and one scale for all features) but its "
+                                         "tensors 'scaler.mean'/'scaler.scale' vary between features")
         self.n_features_in_ = n_features
         self.seed_ = require_int(meta, "seed", minimum=0, maximum=2**63 - 2)
         self.history_ = history
@@ -879,6 +938,22 @@ def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale[constant] = floor[constant]
     scale[~(scale > 0)] = 1.0  # every feature constant
     return mean, scale
+
+
+def _global_standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One centre and one scale for every feature: the mean and standard deviation of all values.
+
+    The scale is 1 when every value is the same. Computed without overflow like
+    :func:`column_statistics` (all values as one column).
+    """
+    mean, std = column_statistics(X.reshape(-1, 1))
+    mean, std = float(mean[0]), float(std[0])
+    scale = std if std > 1e-12 * max(1.0, abs(mean)) else 1.0
+    return np.full(X.shape[1], mean), np.full(X.shape[1], scale)
+
+
+def _constant(values: torch.Tensor) -> bool:
+    return bool((values == values.reshape(-1)[0]).all())
 
 
 def _second_extremes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

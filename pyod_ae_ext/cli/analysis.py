@@ -21,16 +21,26 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
 
-def _load(model, data, id_columns=(), label_column=None, sign_key_file=None):
-    from ..data import read_frame, select_scoring_table
+def _load(model, data, id_columns=(), label_column=None, sign_key_file=None, image_shape=None):
+    """The model and DATA's rows (a table, or images: an .npz's label array is --label-column)."""
+    from ..backbones_image import model_image_shape
+    from ..data import read_scoring_table
+    from ..images import parse_image_shape
 
     detector = load_model(model, sign_key_file)
     if getattr(detector, "series_windows_", None) is not None:
         raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
                              "table of rows: score the series with `adscore score`, measure it with "
                              "`adscore evaluate --windows LABELS.json`")
-    table = select_scoring_table(read_frame(data), model_features(detector), id_columns,
-                                 label_column=label_column, note=echo_err)
+    shape = model_image_shape(detector)
+    if image_shape is not None:
+        given = parse_image_shape(image_shape)
+        if shape is not None and given != shape:
+            raise ParameterError(f"--image-shape {image_shape} differs from the model's image shape "
+                                 f"{','.join(map(str, shape))}; drop --image-shape")
+        shape = given
+    table = read_scoring_table(data, model_features(detector), id_columns, label_column=label_column,
+                               note=echo_err, image_shape=shape)
     return detector, table
 
 
@@ -52,8 +62,11 @@ def _percent(share):
 @click.option("--label-column", metavar="NAME", help="0/1 label column: adds ROC and PR curves to --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
+@click.option("--image-shape", metavar="C,H,W",
+              help="The rows are images of this shape (C,H,W or HxW): --plot shows the top images. Models with "
+                   "an image backbone, image files and image arrays need no --image-shape.")
 @sign_key_option
-def explain(data, model, top, n_features, id_columns, label_column, as_json, plot, sign_key_file):
+def explain(data, model, top, n_features, id_columns, label_column, as_json, plot, image_shape, sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -68,22 +81,26 @@ def explain(data, model, top, n_features, id_columns, label_column, as_json, plo
       adscore explain -m toll.adscore --id-column id data.csv
       adscore explain -m toll.adscore --top 5 --features 3 --json data.csv
       adscore explain -m toll.adscore --plot why.png data.csv
+      adscore explain -m conv.adscore --plot why.png images.npz   # input, reconstruction, error map
+
+    For images (a model with an image backbone, image data, or --image-shape), --plot
+    shows the top images beside their reconstructions and per-pixel error maps.
     """
-    from ..analysis import explain as explain_rows, plot_report, require_matplotlib
+    from ..analysis import explain as explain_rows, plot_explanation, require_matplotlib
     from ..outputs import check_output_path
 
     if plot:
         check_output_path(plot, inputs=[data, model, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, id_columns, label_column, sign_key_file)
+    detector, table = _load(model, data, id_columns, label_column, sign_key_file, image_shape)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
     if plot:
         heat["title"] = f"per-feature {'shares' if result['unit'] == 'share' else 'errors'}, top rows"
         labels = table.labels if table.labels is not None and 0 < table.labels.sum() < len(table.labels) else None
-        plot_report(plot, scores, result["threshold"], labels=labels, heat=heat,
-                    title=f"{result['detector']} on {Path(data).name}")
+        plot_explanation(plot, detector, table.X, scores, result["threshold"], image_shape=table.image_shape,
+                         ids=table.ids, labels=labels, heat=heat, title=f"{result['detector']} on {Path(data).name}")
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

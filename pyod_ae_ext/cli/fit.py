@@ -25,6 +25,12 @@ from ._common import (build_detector, data_options, echo_err, fit_detector, pars
               help="Ensemble: per-member score normalisation fitted on training scores [default: zscore].")
 @click.option("--weights", metavar="W1,W2,...", help="Ensemble with --combine weighted: one weight per detector.")
 @data_options
+@click.option("--backbone", metavar="NAME",
+              help="Autoencoder layers: mlp (default), conv (convolutional, for images) or toll-mnist "
+                   "(the Toll paper's MNIST network); same as -p backbone=NAME.")
+@click.option("--image-shape", metavar="C,H,W",
+              help="Shape of one image (C,H,W or HxW) for flat pixel rows: CSV/Parquet pixel columns or flat "
+                   "arrays; image files and (N,H,W[,C]) arrays carry their own.")
 @click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
@@ -41,8 +47,8 @@ from ._common import (build_detector, data_options, echo_err, fit_detector, pars
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
-        contamination, seed, device, verbose, sample, engine, scheduler, time_column, window, stride, fold, gaps,
-        output, sign_key_file):
+        backbone, image_shape, contamination, seed, device, verbose, sample, engine, scheduler, time_column, window,
+        stride, fold, gaps, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     Several --detector options with --combine build an ensemble saved as one model
@@ -57,13 +63,19 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
       adscore fit -d toll -d iforest -d ecod --combine aom -p toll.lam=0.5 data.csv -o ens.adscore
       adscore fit -d ae --sample 100000 --seed 0 big.parquet -o ae.adscore
       adscore fit -d toll -d iforest --combine mean --engine dask --scheduler tcp://host:8786 data.csv -o ens.adscore
+      adscore fit -d toll --backbone conv images.npz -o toll.adscore        # (N,H,W[,C]) images
+      adscore fit -d toll --backbone conv --image-shape 1,28,28 --exclude label pixels.csv -o toll.adscore
       adscore fit -d vrae --time-column ts --window 64 --stride 1 series.csv -o vrae.adscore
+
+    DATA may also hold images: a .npy/.npz array or a directory of PNG/JPEG files
+    (one image per row, its pixels the features; README, "Images").
 
     Series mode (--window): DATA is one series (its value columns, aligned) and the
     detector is fitted on its sliding windows; the window settings are saved in the
     model, and `adscore score` then gives one score per time point.
     """
-    from ..data import read_frame, select_training_table
+    from ..data import read_training_table
+    from ..images import is_image_source, parse_image_shape
     from ..outputs import check_output_path
     from ..persistence import save_detector
 
@@ -82,6 +94,14 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
     if not names:
         raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
     merged = {**settings.get("params", {}), **parse_params(params)}
+    shape = parse_image_shape(image_shape) if image_shape is not None else None
+    if backbone is not None:
+        if len(names) > 1:
+            raise ParameterError("--backbone sets one detector's layers; in an ensemble give it per member, "
+                                 f"e.g. -p {names[0]}.backbone={backbone}")
+        merged["backbone"] = backbone
+    if sample is not None and is_image_source(data):
+        raise ParameterError("--sample draws rows from CSV or Parquet files; image data are read whole: drop --sample")
     if len(names) > 1 or combine or normalize or weights:
         name, detector = _build_ensemble(names, merged, combine, normalize, weights, seed, device,
                                          contamination, verbose)
@@ -103,9 +123,14 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
                              "--detector options with --combine, or drop --engine dask")
     sampled = None
     if sample is None:
-        table = select_training_table(read_frame(data), columns, exclude, id_columns)
+        table = read_training_table(data, columns, exclude, id_columns, image_shape=shape)
+        if table.image_shape is None and is_image_source(data):
+            _infer_image_shape(detector, table)
         X, feature_names = table.X, table.feature_names
-        echo_err(f"fitting {name} on {X.shape[0]} rows x {X.shape[1]} features ...")
+        _give_image_shape(detector, table.image_shape)
+        what = (f"images of {'x'.join(map(str, table.image_shape))} (C x H x W)" if table.image_shape
+                else f"rows x {X.shape[1]} features")
+        echo_err(f"fitting {name} on {X.shape[0]} {what} ...")
     else:
         from ..streaming import sample_file
 
@@ -136,6 +161,27 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
                  f"(seed {sampled['seed']})")
     elif sampled is not None:
         echo_err(f"fitted on all {sampled['of']} rows: --sample {sample} is not smaller than the data")
+
+
+def _infer_image_shape(detector, table) -> None:
+    """Flat rows of an array fitted with an image backbone: the inferred square image, its pixel names."""
+    from ..backbones_image import image_shape, is_image_backbone
+    from ..images import pixel_names
+
+    if is_image_backbone(getattr(detector, "backbone", None)):
+        table.image_shape = image_shape(detector, table.X.shape[1])
+        table.feature_names = pixel_names(table.image_shape)
+
+
+def _give_image_shape(detector, shape) -> None:
+    """An image backbone without ``input_shape`` takes the shape of the images it is fitted on."""
+    from ..backbones_image import is_image_backbone
+
+    if shape is None or getattr(detector, "input_shape", "absent") is not None:
+        return
+    if is_image_backbone(getattr(detector, "backbone", None)):
+        detector.set_params(input_shape=tuple(shape))
+        detector.check_params()
 
 
 def _build_ensemble(names, params, combine, normalize, weights, seed, device, contamination, verbose):

@@ -46,6 +46,10 @@ def score(data, model, id_columns, output, fmt, top, batch_rows, engine, schedul
       adscore score -m toll.adscore --id-column id --top 20 new.csv
       zcat big.csv.gz | adscore score -m toll.adscore - -o scores.parquet
       adscore score -m toll.adscore --engine dask --scheduler tcp://host:8786 'part-*.parquet' -o s.parquet
+      adscore score -m conv.adscore images.npz       # .npy/.npz images, or a folder of PNG/JPEG files
+
+    Image data (a .npy/.npz array, a folder of PNG/JPEG files: its file names become
+    the `file` column) are read whole and matched to the model by their shape.
     """
     from .. import streaming
     from ..outputs import check_output_path
@@ -72,6 +76,13 @@ def score(data, model, id_columns, output, fmt, top, batch_rows, engine, schedul
         score_series_file(detector, data, id_columns, output, fmt, top, echo_err)
         return
     features = model_features(detector)
+    from ..images import is_image_source
+
+    if is_image_source(data):
+        if engine == "dask":
+            raise ParameterError("--engine dask scores CSV or Parquet files; score image data with --engine local")
+        _score_images(detector, data, features, id_columns, output, fmt, top, verbose)
+        return
     if engine == "dask":
         from ..dask import scored_files
 
@@ -85,3 +96,19 @@ def score(data, model, id_columns, output, fmt, top, batch_rows, engine, schedul
         streaming.write_results(scored, output, fmt, detector, top, streaming.progress_for(source, verbose))
 
 
+
+
+def _score_images(detector, data, features, id_columns, output, fmt, top, verbose):
+    """Score a .npy/.npz array or a folder of images (read whole); ids are the file names of a folder."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .. import streaming
+    from ..backbones_image import model_image_shape
+    from ..data import read_scoring_table
+
+    table = read_scoring_table(data, features, id_columns, image_shape=model_image_shape(detector))
+    scores = np.asarray(detector.decision_function(table.X), dtype=np.float64).ravel()
+    ids = pa.Table.from_pandas(table.ids, preserve_index=False) if table.ids is not None else None
+    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, detector, top,
+                            streaming.progress_for(None, verbose))
