@@ -48,7 +48,7 @@ def test_every_family_builds_its_layers_through_the_backbone(name, marked_backbo
 
 
 def test_unknown_backbone_is_refused_with_the_choices():
-    with pytest.raises(ParameterError, match=r"backbone must be one of \[.*'mlp'"):
+    with pytest.raises(ParameterError, match=r"backbone must be one of \[.*'mlp'.*\], got 'transformer'"):
         pyod_ae_ext.make_detector("ae", backbone="transformer").fit(np.zeros((10, 3)))
 
 

@@ -63,6 +63,11 @@ def info(model, as_json, sign_key_file):
     click.echo(f"threshold:  {meta['threshold']:.6g}")
     click.echo(f"features:   {len(features)} ({', '.join(features[:8])}{' ...' if len(features) > 8 else ''})")
     click.echo("versions:   " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))
+    windows = meta.get("series_windows")
+    if windows:  # checked by the load above
+        timing = f", time column {windows['time_column']!r}" if windows["time_column"] else ""
+        click.echo(f"series:     windows of {windows['window']} x {', '.join(windows['value_columns'])}, stride "
+                   f"{windows['stride']}, fold {windows['fold']}, gaps {windows['gaps']}{timing}")
     if meta.get("signature_verified"):
         signature = "signed, verified with the configured key"
     elif meta.get("signed"):

@@ -28,6 +28,9 @@ from ._common import echo_err, load_model, model_features, output_format, sign_k
 def score(data, model, id_columns, output, fmt, top, batch_rows, engine, scheduler, verbose, sign_key_file):
     """Score DATA with a saved model: id columns, score, label, probability.
 
+    A model fitted in series mode (`fit --window`) reads DATA as one series and gives
+    one score per time point (the time column first), with its saved window settings.
+
     The model's feature columns are taken by name (missing ones are an error, extra
     ones are ignored). `label` is 1 where the score exceeds the model's threshold and
     `probability` is PyOD's linear outlier probability.
@@ -65,6 +68,13 @@ def score(data, model, id_columns, output, fmt, top, batch_rows, engine, schedul
 
         require_dask()
     detector = load_model(model, sign_key_file)
+    if getattr(detector, "series_windows_", None) is not None:
+        from .series import score_series_file
+
+        if engine != "local":
+            raise ParameterError("a series model scores one series locally: drop --engine dask")
+        score_series_file(detector, data, id_columns, output, fmt, top, echo_err)
+        return
     features = model_features(detector)
     from ..images import is_image_source
 
