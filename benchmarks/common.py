@@ -61,9 +61,9 @@ def load_dataset(name: str, root: Path | None = None) -> tuple[np.ndarray, np.nd
 
 
 def environment() -> dict:
+    import pyod
     import torch
 
-    import pyod
     import pyod_ae_ext
 
     cpu = platform.processor() or platform.machine()
@@ -156,6 +156,30 @@ def read_records(path: Path) -> list:
             except json.JSONDecodeError:
                 continue
     return records
+
+
+def run_grid(detectors, datasets, protocols, n_seeds: int, path: Path) -> list:
+    """Every detector on every data set, protocol and seed, appending one JSON line per cell to ``path``.
+
+    Cells already in ``path`` are skipped, so an interrupted run resumes. Returns every
+    record of ``path``.
+    """
+    from pyod_ae_ext import benchmarking as bench
+
+    done = {(r["dataset"], r["protocol"], r["detector"], r["seed"]) for r in read_records(path)}
+    with open(path, "a") as out:
+        for protocol in protocols:
+            for dataset in datasets:
+                X, y = load_dataset(dataset)
+                todo = [c for c in detectors
+                        if any((dataset, protocol, c.label, s) not in done for s in range(n_seeds))]
+                if not todo:
+                    continue
+                started = time.perf_counter()
+                out.writelines(json.dumps({**record, "dataset": dataset}) + "\n" for record in bench.run_benchmark(todo, X, y, list(range(n_seeds)), protocol=protocol))
+                out.flush()
+                log(f"{protocol} {dataset}: {len(todo)} detectors in {time.perf_counter() - started:.0f}s")
+    return read_records(path)
 
 
 def results_path(out_dir, suite: str, quick: bool) -> Path:

@@ -11,8 +11,6 @@ average precision per detector and protocol (markdown).
 from __future__ import annotations
 
 import argparse
-import json
-import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 from pyod_ae_ext import benchmarking as bench
 
 from .accuracy import DATASETS, our_detectors
-from .common import load_dataset, log, markdown_table, require_datasets
+from .common import markdown_table, require_datasets, run_grid
 
 WEIGHTS = (0.0, 0.5, 1.0)
 BASELINES = (("knn", "knn"), ("iforest", "iforest"), ("ecod", "ecod"),
@@ -39,23 +37,8 @@ def run(args) -> int:
     require_datasets()
     warnings.simplefilter("ignore")
     families = args.families or our_detectors()
-    path = Path(args.out)
-    done = {(r["dataset"], r["protocol"], r["detector"], r["seed"]) for r in _records(path)}
     detectors = choices(families, args.weights)
-    with open(path, "a") as out:
-        for protocol in args.protocols:
-            for dataset in args.datasets or DATASETS:
-                X, y = load_dataset(dataset)
-                todo = [c for c in detectors
-                        if any((dataset, protocol, c.label, s) not in done for s in range(args.seeds))]
-                if not todo:
-                    continue
-                started = time.perf_counter()
-                for record in bench.run_benchmark(todo, X, y, list(range(args.seeds)), protocol=protocol):
-                    out.write(json.dumps({**record, "dataset": dataset}) + "\n")
-                out.flush()
-                log(f"{protocol} {dataset}: {len(todo)} detectors in {time.perf_counter() - started:.0f}s")
-    print(render(_records(path)))
+    print(render(run_grid(detectors, args.datasets or DATASETS, args.protocols, args.seeds, Path(args.out))))
     return 0
 
 
@@ -76,12 +59,6 @@ def render(records) -> str:
 
 def _mean(records, key) -> float:
     return 100 * sum(r[key] for r in records) / len(records)
-
-
-def _records(path: Path) -> list:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv=None) -> int:

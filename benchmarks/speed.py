@@ -54,7 +54,7 @@ CELL_TIMEOUT = 3600
 PYOD_SETTINGS = dict(hidden_neuron_list=[64, 32], batch_norm=True, dropout_rate=0.2, batch_size=32, lr=1e-3,
                      optimizer_params={"weight_decay": 1e-5}, verbose=0, random_state=0)
 OURS_PYOD_SETTINGS = dict(hidden_dims=(64,), latent_dim=32, batch_norm=True, dropout=0.2, batch_size=32,
-                          lr=1e-3, weight_decay=1e-5, random_state=0)
+                          lr=1e-3, weight_decay=1e-5, random_state=0, n_members=1)
 IMPLS = {
     "pyod:AutoEncoder": "PyOD AutoEncoder, PyOD settings",
     "ours-pyod-settings": "our ae, PyOD settings",
@@ -134,7 +134,7 @@ def child_flops(cell: dict) -> dict:
     from pyod_ae_ext.engine import _SINGLE_THREAD_WORK
 
     X = make_data(cell["rows"])
-    params = dict(FLOPS_NETS[cell["net"]], batch_size=cell["batch_size"], random_state=0)
+    params = dict(FLOPS_NETS[cell["net"]], batch_size=cell["batch_size"], random_state=0, n_members=1)
     pyod_ae_ext.make_detector("ae", epochs=1, **params).fit(X[:1024])  # warm-up
     seed_everything(0)
     times = {}

@@ -147,8 +147,10 @@ class _RobustDeepAutoEncoder(AutoEncoder):
 
     _penalty = None  # "l1" or "l21"
 
-    def __init__(self, lam="auto", outer_iterations=10, inner_epochs=None, tol=1e-7, **engine_params):
-        super().__init__(**engine_params)
+    def __init__(self, lam="auto", outer_iterations=10, inner_epochs=None, tol=1e-7, n_members=1,
+                 member_subsample=None, **engine_params):
+        # one network by default: the decomposition X = L + S (S_, L_) belongs to one network
+        super().__init__(n_members=n_members, member_subsample=member_subsample, **engine_params)
         self.lam = lam
         self.outer_iterations = outer_iterations
         self.inner_epochs = inner_epochs
@@ -223,6 +225,8 @@ class _RobustDeepAutoEncoder(AutoEncoder):
         (see the class docstring).
         """
         super().fit(X, y)
+        if self._has_members():  # each member has its own decomposition: members_[k].S_, .L_
+            return self
         self.L_ = as_feature_matrix(X) - self.S_
         return self
 

@@ -33,6 +33,13 @@ class Toll(AutoEncoderDetector):
         and Waveform), so tune it where labels allow.
     norm : {"squared", "l2"}, default "squared"
         Squared or plain Euclidean norm of the code.
+    n_members, member_subsample : "auto", default "auto"
+        With the "mlp" backbone, ten Toll networks, each on 512 rows drawn by seed
+        (every row when there are fewer), standardised scores averaged
+        (:mod:`pyod_ae_ext.members`); chosen on the shared ADBench sets in both
+        protocols (``benchmarks/members.py``, RESULTS "Members"). One network with the
+        image and sequence backbones. The paper's single network: ``n_members=1,
+        latent_knn_weight=0``.
     latent_dim : int, default 8
     **engine_params
         See :class:`pyod_ae_ext.engine.AutoEncoderDetector`.
@@ -43,8 +50,8 @@ class Toll(AutoEncoderDetector):
     errors; their row sum is the score minus the latent term (:meth:`latent_penalty`).
     """
 
-    def __init__(self, lam=1.0, norm="squared", **engine_params):
-        super().__init__(**engine_params)
+    def __init__(self, lam=1.0, norm="squared", n_members="auto", member_subsample="auto", **engine_params):
+        super().__init__(n_members=n_members, member_subsample=member_subsample, **engine_params)
         self.lam = lam
         self.norm = norm
 

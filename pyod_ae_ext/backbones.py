@@ -6,6 +6,7 @@ the engine for its encoder and decoder (:meth:`AutoEncoderDetector.make_encoder`
 which layers those are, so every family gains a backbone without a copy of its math:
 
 - ``"mlp"`` (default): fully connected layers through ``hidden_dims``.
+- ``"lstm"``, ``"gru"``, ``"conv1d"``: sequence layers, :mod:`pyod_ae_ext.backbones_sequence`.
 - ``"conv"``, ``"toll-mnist"``: convolutional image backbones
   (:mod:`pyod_ae_ext.backbones_image`).
 
@@ -86,3 +87,8 @@ def get_backbone(name):
         return BACKBONES[name]
     except (KeyError, TypeError):
         raise ParameterError(f"backbone must be one of {sorted(BACKBONES)}, got {name!r}") from None
+
+
+from .backbones_sequence import SEQUENCE_BACKBONES  # noqa: E402
+
+BACKBONES.update((backbone.name, backbone) for backbone in SEQUENCE_BACKBONES)

@@ -39,6 +39,9 @@ rdae = BuiltinFamily(
 vae = BuiltinFamily(
     ("vae", f"{_PLUGINS}.vae:VAE", "Variational autoencoder: reconstruction probability (An & Cho 2015), "
      "reconstruction error or latent Wasserstein score (Pereira & Silveira 2018)", ()))
+vrae = BuiltinFamily(
+    ("vrae", f"{_PLUGINS}.vrae:VRAE", "Variational recurrent autoencoder (Fabius & van Amersfoort 2015): LSTM/GRU "
+     "VAE, reconstruction probability or latent Wasserstein score", ()))
 ksparse = BuiltinFamily(
     ("ksparse-ae", f"{_PLUGINS}.ksparse:KSparseAE",
      "k-sparse autoencoder: top-k linear code, reconstruction error (Makhzani & Frey 2013)",

@@ -284,6 +284,27 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         sequence's ``(T, F)``); the flat row is reshaped to it. None for "mlp"; for
         the image backbones None means one grey square image, ``(1, s, s)`` for
         ``s * s`` features (other widths need the shape).
+    n_members : int or "auto", default 1
+        Networks of this family fitted and combined (:mod:`pyod_ae_ext.members`): each
+        is this detector with its own seed (and rows and parameters, below); their
+        scores are standardised on their own training scores and averaged. Members
+        that differ only by seed are trained as one batched computation. 1 is the
+        paper's single network; "auto" is 10 with the "mlp" backbone and 1 with the
+        others (``pyod_ae_ext.members.AUTO_MEMBERS``).
+    member_subsample : None, float in (0, 1], int >= 2 or "auto", default None
+        Rows each member trains on, drawn by seed without replacement: a fraction of
+        the training rows or a number of rows; None gives every member every row;
+        "auto" is 512 rows with several members (every row when there are fewer).
+    member_params : list of dict or None, default None
+        One dict per member of parameters that member sets differently (e.g.
+        ``[{"latent_dim": 4}, {"latent_dim": 16}]``), for hyperparameter ensembles.
+    """
+
+    trains_batched = True
+    """Whether members (``n_members > 1``) of this family may train stacked in one computation.
+
+    Needs a loss that treats each member's network on its own and an elementwise
+    optimiser (Adam, SGD); :mod:`pyod_ae_ext.members` also checks the callbacks.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -296,7 +317,8 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
                  random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
-                 latent_reference_size=4096, backbone="mlp", input_shape=None):
+                 latent_reference_size=4096, backbone="mlp", input_shape=None, n_members=1,
+                 member_subsample=None, member_params=None):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
         self.hidden_dims = hidden_dims
@@ -322,6 +344,9 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self.latent_reference_size = latent_reference_size
         self.backbone = backbone
         self.input_shape = input_shape
+        self.n_members = n_members
+        self.member_subsample = member_subsample
+        self.member_params = member_params
 
     # ---- the public hooks a detector family defines ----------------------------
 
@@ -438,9 +463,28 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self
         """
         self.check_params()
+        self._set_n_classes(y)
+        for stale in ("members_", "net_", "latent_reference_"):
+            self.__dict__.pop(stale, None)
+        if self._n_networks() > 1:
+            from .members import fit_members
+
+            X = check_training_data(self, X)
+            get_backbone(self.backbone).check(self, X.shape[1])
+            self.device_ = str(resolve_device(self.device))
+            fit_members(self, X)
+        else:
+            X_std = self._begin_fit(X)
+            self._train_network(X_std)
+            self._end_fit(X_std)
+        self._check_finite_scores(self.decision_scores_, "training")
+        self._process_decision_scores()
+        return self
+
+    def _begin_fit(self, X) -> torch.Tensor:
+        """Check ``X``, fit the scaling, build ``net_``; return the standardised training rows."""
         X = check_training_data(self, X)
         get_backbone(self.backbone).check(self, X.shape[1])
-        self._set_n_classes(y)
         device = resolve_device(self.device)
         self.device_ = str(device)
         scaling = self.scaling()
@@ -456,30 +500,36 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self.history_ = {"loss": [], "val_loss": []}
         with self._seeded(), self._thread_budget(rows=self.batch_size):
             self.net_ = self.build_network(self.n_features_in_).to(device)
-            self._fit_network(X_std)
-        with self._seeded(offset=1), self._thread_budget(rows=X_std.shape[0]):
-            self.decision_scores_ = self._training_scores(X_std)
-            if self.latent_knn_weight:
-                self.decision_scores_ = self._fit_latent_score(X_std, self.decision_scores_)
-        self._check_finite_scores(self.decision_scores_, "training")
-        self._process_decision_scores()
-        return self
+        return X_std
 
-    def _fit_network(self, X: torch.Tensor) -> None:
-        """Train ``net_`` on the standardised rows ``X``: one :class:`TrainingLoop` with the family's callbacks."""
+    def _training_setup(self, X: torch.Tensor) -> tuple:
+        """(training rows, validation rows or None, callbacks) of this fit's training loop."""
         train, validation = self._split_validation(X)
         callbacks = list(self.training_callbacks(X))
         if validation is not None and not any(isinstance(c, EarlyStopping) for c in callbacks):
             callbacks.append(EarlyStopping(self.patience))
         if self.verbose:
             callbacks.append(ProgressReporter())
-        loop = TrainingLoop(self, self.net_, train, validation, callbacks=callbacks)
-        try:
-            loop.run(self.n_training_epochs())
-        finally:
-            if loop.optimizer is not None:
-                loop.optimizer.release()
+        return train, validation, callbacks
+
+    def _train_network(self, X: torch.Tensor) -> None:
+        """Train ``net_`` on the standardised rows ``X``: one :class:`TrainingLoop` with the family's callbacks."""
+        with self._seeded(offset=2), self._thread_budget(rows=self.batch_size):
+            train, validation, callbacks = self._training_setup(X)
+            loop = TrainingLoop(self, self.net_, train, validation, callbacks=callbacks)
+            try:
+                loop.run(self.n_training_epochs())
+            finally:
+                if loop.optimizer is not None:
+                    loop.optimizer.release()
         self.n_epochs_ = len(self.history_["loss"])
+
+    def _end_fit(self, X: torch.Tensor) -> None:
+        """Training scores of the rows ``X`` (the family's, with the latent-space term when weighted)."""
+        with self._seeded(offset=1), self._thread_budget(rows=X.shape[0]):
+            self.decision_scores_ = self._training_scores(X)
+            if self.latent_knn_weight:
+                self.decision_scores_ = self._fit_latent_score(X, self.decision_scores_)
 
     def _fit_latent_score(self, X: torch.Tensor, own_scores: np.ndarray) -> np.ndarray:
         """Keep the reference codes and both standardisers; return the combined training scores."""
@@ -561,19 +611,31 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     def decision_function(self, X):
         """Anomaly scores of ``X`` (higher = more anomalous), shape (n_samples,)."""
-        check_is_fitted(self, ["net_", "decision_scores_"])
+        self._check_fitted()
         X = self._check_new_data(X)
-        with self._seeded(offset=1), self._thread_budget(rows=len(X)):
-            scores = self._score_tensor(self._to_tensor(X))
+        if self._has_members():
+            from .members import combined_scores
+
+            scores = combined_scores(self, X)
+        else:
+            with self._seeded(offset=1), self._thread_budget(rows=len(X)):
+                scores = self._score_tensor(self._to_tensor(X))
         self._check_finite_scores(scores, "new-data")
         return scores
 
     def family_score(self, X) -> np.ndarray:
         """The family's own score of ``X`` (the paper's), before any latent-space term.
 
-        Equals :meth:`decision_function` when ``latent_knn_weight`` is 0.
+        Equals :meth:`decision_function` when ``latent_knn_weight`` is 0 and there is one
+        network. With members it is the mean of the members' family scores, each divided
+        by the spread of its member's training scores (the part of the combined score
+        that :meth:`feature_contributions` attributes, up to a constant).
         """
-        check_is_fitted(self, ["net_", "decision_scores_"])
+        self._check_fitted()
+        if self._has_members():
+            X = self._check_new_data(X)
+            return np.mean([m.family_score(X) / spread for m, (_, spread)
+                            in zip(self.members_, self.member_standardisers_)], axis=0)
         X = self._to_tensor(self._check_new_data(X))
         net = self.net_
         net.eval()
@@ -587,9 +649,14 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         Where the family's score is a sum over features (reconstruction errors) the rows
         sum to :meth:`family_score` (which is :meth:`decision_function` without a
         latent-space term); terms that do not belong to a feature (e.g. Toll's latent
-        penalty) are reported by the family's own documentation.
+        penalty) are reported by the family's own documentation. With members, the
+        mean of the members' contributions, each divided by its member's spread.
         """
-        check_is_fitted(self, ["net_", "decision_scores_"])
+        self._check_fitted()
+        if self._has_members():
+            from .members import combined_contributions
+
+            return combined_contributions(self, self._check_new_data(X))
         X = self._to_tensor(self._check_new_data(X))
         net = self.net_
         net.eval()
@@ -637,7 +704,10 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
         What the families' own public methods (e.g. ``codes(X)``) feed their network.
         """
-        check_is_fitted(self, ["net_", "decision_scores_"])
+        self._check_fitted()
+        if self._has_members():
+            raise ParameterError(f"this {type(self).__name__} holds {len(self.members_)} networks "
+                                 f"(n_members={len(self.members_)}); call the method on one of `members_`")
         return self._to_tensor(self._check_new_data(X))
 
     @contextlib.contextmanager
@@ -667,10 +737,24 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
     def model_(self) -> torch.nn.Module:
         """The fitted network ``net_`` (read-only), under the name PyOD's deep detectors use."""
         if "net_" not in self.__dict__:
+            if self._has_members():
+                raise AttributeError(f"{type(self).__name__} holds {len(self.members_)} networks "
+                                     f"(n_members={len(self.members_)}): use members_[k].model_")
             raise AttributeError(f"{type(self).__name__} has no model_ before fit()")
         return self.net_
 
     # ---- helpers ------------------------------------------------------------
+
+    def _n_networks(self) -> int:
+        from .members import resolved_members
+
+        return resolved_members(self)[0]
+
+    def _has_members(self) -> bool:
+        return getattr(self, "members_", None) is not None
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, ["members_" if self._has_members() else "net_", "decision_scores_"])
 
     def hidden_widths(self) -> tuple:
         """``hidden_dims`` as a tuple of ints (a single int means one hidden layer)."""
@@ -765,6 +849,9 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
         check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
         check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
+        from .members import check_member_params
+
+        check_member_params(self)
         get_backbone(self.backbone)
         check_shape("input_shape", self.input_shape)
         check_number("corruption_level", self.corruption_level, 0, None if self.corruption == "gaussian" else 1)
@@ -799,7 +886,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     def _fitted_state(self) -> tuple[dict, dict]:
         """(JSON-able fitted attributes, tensors) that reconstruct this fitted detector."""
-        check_is_fitted(self, ["net_", "decision_scores_"])
+        self._check_fitted()
+        if self._has_members():
+            from .members import members_state
+
+            return members_state(self)
         extra_meta, extra_tensors = self.extra_fitted_state()
         meta = {
             "n_features_in": self.n_features_in_,
@@ -824,6 +915,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         from .errors import InconsistentModelError
         from .persistence import require_int, require_tensor
 
+        if self._n_networks() > 1:
+            from .members import restore_members
+
+            restore_members(self, meta, tensors)
+            return
         n_features = require_int(meta, "n_features_in", minimum=1)
         scaler_mean = require_tensor(tensors, "scaler.mean", shape=(n_features,))
         scaler_scale = require_tensor(tensors, "scaler.scale", shape=(n_features,), positive=True)

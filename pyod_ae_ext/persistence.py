@@ -42,6 +42,7 @@ files that cross a trust boundary.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -221,6 +222,9 @@ def detector_to_state(detector) -> tuple[dict, dict]:
             "python": platform.python_version(),
         },
     }
+    windows = getattr(detector, "series_windows_", None)
+    if windows is not None:  # fitted on the windows of a series (pyod_ae_ext.windows)
+        meta["series_windows"] = windows.to_json()
     if thresholder is not None:
         meta["thresholder"] = thresholder
     fit_sample = getattr(detector, "fit_sample_", None)
@@ -269,6 +273,8 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
         raise inconsistent(source, f"it names {len(names)} features but was fitted on {n_features}")
     if names is not None:
         detector.feature_names_in_ = np.asarray(names, dtype=object)
+    if "series_windows" in meta:
+        detector.series_windows_ = _series_windows(meta["series_windows"], names, n_features, source)
     set_threshold(detector, meta["threshold"])
     _check_thresholder_result(detector, meta.get("thresholder"), source)
     _restore_fit_sample(detector, meta.get("fit_sample"), source)
@@ -276,6 +282,21 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     if meta.get("fit_info") is not None:
         detector.fit_info_ = meta["fit_info"]
     return detector
+
+
+def _series_windows(data, names, n_features: int | None, source: str):
+    """The saved window settings, checked, and consistent with the features the detector was fitted on."""
+    from .windows import WindowSettings
+
+    try:
+        settings = WindowSettings.from_json(data)
+    except InconsistentModelError as exc:
+        raise inconsistent(source, str(exc)) from None
+    expected = settings.feature_names()
+    if (names is not None and names != expected) or (n_features is not None and n_features != len(expected)):
+        raise inconsistent(source, f"its window settings ({settings.window} steps x {len(settings.value_columns)} "
+                                   "column(s)) do not match the features it was fitted on")
+    return settings
 
 
 def set_threshold(detector, threshold: float) -> None:
@@ -639,6 +660,8 @@ def _restore_fitted(detector, state: dict, tensors: dict, source: str) -> None:
         raise inconsistent(source, str(exc)) from None
     except ModelFileError as exc:  # from a nested member, which names itself
         raise ModelFileError(f"{source}: {exc}") from None
+    except ParameterError as exc:  # parameters that only fail with the data's width, e.g. input_shape
+        raise inconsistent(source, f"its parameters do not fit the features it was fitted on ({exc})") from None
     except AdscoreError:
         raise
     except STATE_ERRORS as exc:  # the safety net behind the explicit checks
@@ -790,6 +813,9 @@ def _feature_names(detector):
 def _skops_tensors(detector, name: str) -> dict:
     import skops.io
 
+    if hasattr(detector, "series_windows_"):  # saved in the metadata, not in the skops payload
+        detector = copy.copy(detector)
+        del detector.series_windows_
     payload = skops.io.dumps(detector)
     # never write a file that load_detector would refuse
     root, nodes = skops_node_types(payload, f"detector {name!r}")

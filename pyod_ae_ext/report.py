@@ -204,13 +204,21 @@ def _model_section(detector, detector_name, model_name, feature_names, metadata)
         facts.append(("training sample", f"{sample['rows']:,} of {sample['of']:,} rows, seed {sample.get('seed')}"))
     facts.append(("features", f"{len(feature_names)}"))
     history = getattr(detector, "history_", None) or {}
+    members = getattr(detector, "members_", None)
+    loss_caption = "training loss by epoch"
+    if members:
+        sizes = sorted(set(getattr(detector, "member_sample_sizes_", None) or []))
+        rows = f", {' to '.join(f'{s:,}' for s in sizes[::max(1, len(sizes) - 1)])} rows each" if sizes else ""
+        facts.append(("networks", f"{len(members)} members{rows} (scores standardised and averaged)"))
+        history = getattr(members[0], "history_", None) or {}
+        loss_caption = f"training loss by epoch, member 1 of {len(members)}"
     loss = list(history.get("loss") or [])
     if loss:
         facts += [("epochs trained", str(len(loss))), ("final training loss", _loss_trend(loss))]
     facts.append(("threshold", f"{float(detector.threshold_):.6g} (rows scoring above it are flagged)"))
     facts += [(key, _format_value(value)) for key, value in sorted(metadata.items()) if key not in _KNOWN_METADATA]
     facts += _file_facts(metadata)
-    loss_figure = _figure_html(_loss_figure(history), "training loss by epoch") if len(loss) > 1 else ""
+    loss_figure = _figure_html(_loss_figure(history), loss_caption) if len(loss) > 1 else ""
     parts = [f'<h2 id="model">Model</h2><div class="side-by-side">{_key_value_table(facts)}{loss_figure}</div>',
              f"<details><summary>the {len(feature_names)} features</summary><p class=\"features\">"
              f"{', '.join(_e(name) for name in feature_names)}</p></details>"]

@@ -118,6 +118,10 @@ def _pyod_names(detector, fitted, train, test, contamination, name):
         return
     import torch
 
+    if getattr(fitted, "members_", None) is not None:  # n_members > 1: PyOD's names live on each member
+        for member in fitted.members_:
+            _pyod_names(detector, member, train, test, contamination, name)
+        return
     model = getattr(fitted, "model_", None)
     _require(isinstance(model, torch.nn.Module) and model is fitted.net_, name,
              "model_ is the fitted torch module (net_), as in PyOD's deep detectors")

@@ -1,8 +1,9 @@
 """Shared test helpers (imported as `helpers`; tests/ is on sys.path under pytest)."""
 from pyod_ae_ext.registry import get_registry
 
-# Applied where a detector accepts them, so every registered detector is fast in tests.
-FAST_PARAMS = {"epochs": 4, "random_state": 0}
+# Applied where a detector accepts them, so every registered detector is fast in tests; one
+# network per detector (members are tested in test_members.py, with defaults in the CLI tests).
+FAST_PARAMS = {"epochs": 4, "random_state": 0, "n_members": 1}
 
 
 def fast_detector(name, **params):

@@ -179,7 +179,7 @@ def _fitted(name: str):
               "knn_minkowski": dict(metric="minkowski", p=3),
               "toll": dict(epochs=2, hidden_dims=(8,), latent_dim=2, random_state=0),
               "ensemble": dict(detectors=["toll", "iforest"], combine="aom", n_buckets=2, random_state=0,
-                               detector_params={"toll": dict(epochs=2, hidden_dims=(8,), latent_dim=2),
+                               detector_params={"toll": dict(epochs=2, hidden_dims=(8,), latent_dim=2, n_members=1),
                                                 "iforest": dict(n_estimators=3)})}[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyOD's KNN warns about `algorithm`

@@ -37,17 +37,18 @@ def marked_backbone():
 def test_every_family_builds_its_layers_through_the_backbone(name, marked_backbone):
     X = np.random.default_rng(0).normal(size=(64, 5))
     params = {"tied": False} if name == "ksparse-ae" else {}
-    detector = pyod_ae_ext.make_detector(name, backbone=marked_backbone, epochs=2, random_state=0,
+    detector = pyod_ae_ext.make_detector(name, backbone=marked_backbone, epochs=2, random_state=0, n_members=1,
                                          latent_knn_weight=0.0, **params).fit(X)
     markers = [m for m in detector.net_.modules() if isinstance(m, _Marker)]
     assert markers, f"{name} did not use the backbone's layers"
-    plain = pyod_ae_ext.make_detector(name, epochs=2, random_state=0, latent_knn_weight=0.0, **params).fit(X)
+    plain = pyod_ae_ext.make_detector(name, epochs=2, random_state=0, n_members=1, latent_knn_weight=0.0,
+                                      **params).fit(X)
     # the marker is an identity and draws no random numbers: same scores as the plain MLP
     np.testing.assert_allclose(detector.decision_scores_, plain.decision_scores_, rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_backbone_is_refused_with_the_choices():
-    with pytest.raises(ParameterError, match=r"backbone must be one of \[.*'mlp'"):
+    with pytest.raises(ParameterError, match=r"backbone must be one of \[.*'mlp'.*\], got 'transformer'"):
         pyod_ae_ext.make_detector("ae", backbone="transformer").fit(np.zeros((10, 3)))
 
 

@@ -15,11 +15,11 @@ def test_non_finite_input_names_the_column(blobs):
     frame = pd.DataFrame(train, columns=list("abcde"))
     frame.loc[17, "c"] = np.nan
     with pytest.raises(DataError, match=r"nan in feature 'c' at row 17"):
-        AutoEncoder(epochs=1).fit(frame)
+        AutoEncoder(n_members=1, epochs=1).fit(frame)
     bad = train.copy()
     bad[3, 4] = np.inf
     with pytest.raises(DataError, match=r"inf in feature 'column 4' at row 3"):
-        AutoEncoder(epochs=1).fit(bad)
+        AutoEncoder(n_members=1, epochs=1).fit(bad)
 
 
 @pytest.mark.parametrize("X, message", [
@@ -30,12 +30,12 @@ def test_non_finite_input_names_the_column(blobs):
 ])
 def test_unusable_input_is_a_clear_error(X, message):
     with pytest.raises(DataError, match=message):
-        AutoEncoder(epochs=1).fit(X)
+        AutoEncoder(n_members=1, epochs=1).fit(X)
 
 
 def test_feature_count_is_enforced_when_scoring(blobs):
     train, _ = blobs
-    detector = AutoEncoder(epochs=1, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, epochs=1, random_state=0).fit(train)
     with pytest.raises(DataError, match="has 4 features but the detector was fitted on 5"):
         detector.decision_function(train[:, :4])
 
@@ -43,7 +43,7 @@ def test_feature_count_is_enforced_when_scoring(blobs):
 def test_dataframe_columns_are_matched_by_name(blobs):
     train, test = blobs
     columns = list("abcde")
-    detector = AutoEncoder(epochs=2, random_state=0).fit(pd.DataFrame(train, columns=columns))
+    detector = AutoEncoder(n_members=1, epochs=2, random_state=0).fit(pd.DataFrame(train, columns=columns))
     shuffled = pd.DataFrame(test, columns=columns)[["e", "d", "c", "b", "a"]].assign(extra=1.0)
     np.testing.assert_allclose(detector.decision_function(shuffled), detector.decision_function(test))
     with pytest.raises(DataError, match="lacks the feature"):
@@ -54,7 +54,7 @@ def test_constant_feature_is_standardised_safely(blobs):
     train, test = blobs
     train = np.column_stack([train, np.full(len(train), 7.0)])
     test = np.column_stack([test, np.full(len(test), 7.0)])
-    detector = AutoEncoder(epochs=2, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, epochs=2, random_state=0).fit(train)
     # a constant feature gets the pooled floor: a tenth of the median feature's standard deviation
     assert detector.scaler_scale_[-1] == pytest.approx(0.1 * np.median(train[:, :-1].std(axis=0)))
     assert detector.scaler_mean_[-1] == 7.0
@@ -71,19 +71,19 @@ def test_constant_feature_is_standardised_safely(blobs):
 ])
 def test_bad_engine_parameters_are_clear_errors(blobs, params, name):
     with pytest.raises(ParameterError, match=name):
-        AutoEncoder(**params).fit(blobs[0])
+        AutoEncoder(n_members=1, **params).fit(blobs[0])
 
 
 def test_non_finite_loss_stops_training_with_advice(blobs):
     train, _ = blobs
     with pytest.raises(TrainingError, match="lower the learning rate"):
-        AutoEncoder(lr=1e30, epochs=3, random_state=0).fit(train * 1e6)
+        AutoEncoder(n_members=1, lr=1e30, epochs=3, random_state=0).fit(train * 1e6)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error(blobs):
     with pytest.raises(DeviceError, match="no usable CUDA GPU"):
-        AutoEncoder(device="cuda", epochs=1).fit(blobs[0])
+        AutoEncoder(n_members=1, device="cuda", epochs=1).fit(blobs[0])
     assert resolve_device("auto").type == "cpu"
 
 
@@ -92,18 +92,18 @@ def test_seed_reproducible_and_leaves_global_rng_alone(blobs):
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    a = AutoEncoder(epochs=3, dropout=0.2, random_state=7).fit(train)
+    a = AutoEncoder(n_members=1, epochs=3, dropout=0.2, random_state=7).fit(train)
     after = torch.rand(3)
     torch.testing.assert_close(before, after)
-    b = AutoEncoder(epochs=3, dropout=0.2, random_state=7).fit(train)
-    c = AutoEncoder(epochs=3, dropout=0.2, random_state=8).fit(train)
+    b = AutoEncoder(n_members=1, epochs=3, dropout=0.2, random_state=7).fit(train)
+    c = AutoEncoder(n_members=1, epochs=3, dropout=0.2, random_state=8).fit(train)
     np.testing.assert_array_equal(a.decision_function(test), b.decision_function(test))
     assert not np.array_equal(a.decision_function(test), c.decision_function(test))
 
 
 def test_early_stopping_restores_the_best_epoch(blobs):
     train, _ = blobs
-    detector = AutoEncoder(epochs=200, validation_fraction=0.2, patience=3, lr=3e-2, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, epochs=200, validation_fraction=0.2, patience=3, lr=3e-2, random_state=0).fit(train)
     val = detector.history_["val_loss"]
     assert detector.n_epochs_ == len(val) < 200
     best = int(np.argmin(val))
@@ -113,22 +113,22 @@ def test_early_stopping_restores_the_best_epoch(blobs):
 
 
 def test_training_reduces_the_loss(blobs):
-    detector = AutoEncoder(epochs=30, random_state=0).fit(blobs[0])
+    detector = AutoEncoder(n_members=1, epochs=30, random_state=0).fit(blobs[0])
     assert detector.history_["loss"][-1] < 0.5 * detector.history_["loss"][0]
 
 
 def test_verbose_reports_on_stderr_only(blobs, capsys):
-    AutoEncoder(epochs=2, verbose=True, validation_fraction=0.2, random_state=0).fit(blobs[0])
+    AutoEncoder(n_members=1, epochs=2, verbose=True, validation_fraction=0.2, random_state=0).fit(blobs[0])
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "epoch 2/2" in captured.err and "val_loss" in captured.err
-    AutoEncoder(epochs=2, random_state=0).fit(blobs[0])
+    AutoEncoder(n_members=1, epochs=2, random_state=0).fit(blobs[0])
     assert capsys.readouterr().err == ""
 
 
 def test_batch_norm_dropout_and_odd_batch_sizes(blobs):
     train, test = blobs
-    detector = AutoEncoder(batch_norm=True, dropout=0.2, batch_size=199, epochs=2, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, batch_norm=True, dropout=0.2, batch_size=199, epochs=2, random_state=0).fit(train)
     assert np.isfinite(detector.decision_function(test)).all()
 
 
@@ -136,7 +136,7 @@ def test_denoising_and_activity_penalty(blobs):
     train, test = blobs
     for params in (dict(corruption="gaussian", corruption_level=0.3), dict(corruption="mask", corruption_level=0.2),
                    dict(activity_l1=0.1)):
-        detector = AutoEncoder(epochs=3, random_state=0, **params).fit(train)
+        detector = AutoEncoder(n_members=1, epochs=3, random_state=0, **params).fit(train)
         assert np.isfinite(detector.decision_function(test)).all()
 
 
@@ -148,8 +148,8 @@ def test_activity_penalty_makes_codes_sparser(blobs):
             z, _ = detector.net_.eval()(detector._to_tensor(train))
         return z.abs().sum(1).mean().item()
 
-    plain = AutoEncoder(epochs=30, random_state=0).fit(train)
-    sparse = AutoEncoder(epochs=30, random_state=0, activity_l1=0.5).fit(train)
+    plain = AutoEncoder(n_members=1, epochs=30, random_state=0).fit(train)
+    sparse = AutoEncoder(n_members=1, epochs=30, random_state=0, activity_l1=0.5).fit(train)
     assert code_l1(sparse) < 0.5 * code_l1(plain)
 
 

@@ -14,7 +14,7 @@ from pyod_ae_ext.ensemble import (Ensemble, apply_normalizer, bucket_assignment,
 from pyod_ae_ext.errors import AdscoreError, ParameterError, TrainingError
 from pyod_ae_ext.persistence import read_model_file
 
-FAST = {"toll": {"epochs": 3, "hidden_dims": [8]}, "iforest": {"n_estimators": 20}}
+FAST = {"toll": {"epochs": 3, "hidden_dims": [8], "n_members": 1}, "iforest": {"n_estimators": 20}}
 
 S = np.array([[1.0, 4.0, 2.0, 0.0],
               [3.0, 0.0, 5.0, 1.0],

@@ -28,7 +28,7 @@ def quick(name, **params):
         params = {"outer_iterations": 3, "inner_epochs": 3, **params}
     else:
         params = {"epochs": 10, **params}
-    return pyod_ae_ext.make_detector(name, random_state=0, **params)
+    return pyod_ae_ext.make_detector(name, random_state=0, n_members=1, **params)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_a_column_that_barely_varied_cannot_dominate_the_scores(gaussian):
     rng = np.random.default_rng(1)
     train = np.column_stack([train, 5 + 1e-9 * rng.normal(size=len(train))])
     test = np.column_stack([test, np.full(len(test), 5.0)])
-    detector = AutoEncoder(epochs=10, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, epochs=10, random_state=0).fit(train)
     # the floor: a tenth of the median feature's standard deviation, not 1e-9
     assert detector.scaler_scale_[-1] == pytest.approx(0.1 * np.median(train.std(axis=0)))
     moved = test.copy()
@@ -75,11 +75,11 @@ def test_gaussian_features_keep_their_standard_deviation(gaussian):
 def test_scaling_is_unit_free_for_ordinary_features(gaussian):
     """Changing a feature's units (x 1000, + 1e6) changes no standardised value."""
     train, test = gaussian
-    detector = AutoEncoder(epochs=1, random_state=0).fit(train)
+    detector = AutoEncoder(n_members=1, epochs=1, random_state=0).fit(train)
     def rescaled(X):
         return X * [1, 1000, 1, 1, 1] + [0, 1e6, 0, 0, 0]
 
-    other = AutoEncoder(epochs=1, random_state=0).fit(rescaled(train))
+    other = AutoEncoder(n_members=1, epochs=1, random_state=0).fit(rescaled(train))
     np.testing.assert_allclose(other._to_tensor(rescaled(test)).numpy(), detector._to_tensor(test).numpy(),
                                rtol=1e-5, atol=1e-5)
 
@@ -215,14 +215,14 @@ def test_inputs_are_clipped_to_the_documented_bound(fitted, gaussian):
 
 def test_the_learning_rate_advice_is_kept_for_real_divergence(gaussian):
     with pytest.raises(TrainingError, match="lower the learning rate"):
-        AutoEncoder(lr=1e30, epochs=3, random_state=0).fit(gaussian[0])
+        AutoEncoder(n_members=1, lr=1e30, epochs=3, random_state=0).fit(gaussian[0])
 
 
 def test_unstandardised_raw_values_beyond_the_bound_are_a_data_error(gaussian):
     train = gaussian[0].copy()
     train[4, 1] = 3e7
     with pytest.raises(DataError, match=r"3e\+07 in feature 'column 1' at row 4.*standardize=True"):
-        AutoEncoder(epochs=1, standardize=False).fit(train)
+        AutoEncoder(n_members=1, epochs=1, standardize=False).fit(train)
 
 
 # --- 4. dtypes in the Python API -------------------------------------------------------
@@ -249,7 +249,7 @@ def test_text_columns_are_refused_by_name(dtype):
 ])
 def test_nullable_columns_with_na_name_the_column_and_row(values):
     with pytest.raises(DataError, match=r"missing value \(<NA>\) in feature 'n' at row 2"):
-        AutoEncoder(epochs=1).fit(frame(n=values))
+        AutoEncoder(n_members=1, epochs=1).fit(frame(n=values))
 
 
 def test_nullable_columns_without_na_are_accepted():
@@ -258,9 +258,9 @@ def test_nullable_columns_without_na_are_accepted():
                      c=pd.array([True, False, True, True, False, True], dtype="boolean"))
     plain = nullable.astype({"a": "int64", "b": "float64", "c": "bool"})
     np.testing.assert_array_equal(as_feature_matrix(nullable), as_feature_matrix(plain))
-    detector = AutoEncoder(epochs=2, random_state=0).fit(nullable)
+    detector = AutoEncoder(n_members=1, epochs=2, random_state=0).fit(nullable)
     np.testing.assert_array_equal(detector.decision_function(nullable),
-                                  AutoEncoder(epochs=2, random_state=0).fit(plain).decision_function(plain))
+                                  AutoEncoder(n_members=1, epochs=2, random_state=0).fit(plain).decision_function(plain))
 
 
 def test_object_arrays_of_numbers_are_converted():
@@ -270,9 +270,9 @@ def test_object_arrays_of_numbers_are_converted():
     expected = numeric.copy()
     expected[0, 0], expected[1, 1], expected[2, 2] = 3.0, 0.5, 1.0
     np.testing.assert_array_equal(as_feature_matrix(cells), expected)
-    fitted = AutoEncoder(epochs=2, random_state=0).fit(cells)
+    fitted = AutoEncoder(n_members=1, epochs=2, random_state=0).fit(cells)
     np.testing.assert_array_equal(fitted.decision_scores_,
-                                  AutoEncoder(epochs=2, random_state=0).fit(expected).decision_scores_)
+                                  AutoEncoder(n_members=1, epochs=2, random_state=0).fit(expected).decision_scores_)
     as_frame = pd.DataFrame({"a": numeric[:, 0].astype(object), "b": numeric[:, 1]})
     np.testing.assert_array_equal(as_feature_matrix(as_frame), numeric[:, :2])
 
@@ -286,7 +286,7 @@ def test_object_arrays_name_the_first_bad_cell(cell, message):
     cells[4, 1] = cell
     cells[5, 2] = "later"
     with pytest.raises(DataError, match=message):
-        AutoEncoder(epochs=1).fit(cells)
+        AutoEncoder(n_members=1, epochs=1).fit(cells)
 
 
 # --- 5. duplicate column names --------------------------------------------------------

@@ -32,7 +32,7 @@ def _images(n=60, shape=(1, 8, 8), seed=0):
 
 
 def _make(name, **params):
-    return pyod_ae_ext.make_detector(name, **{**TINY, **FAMILY_PARAMS.get(name, {}), **params})
+    return pyod_ae_ext.make_detector(name, **{**TINY, "n_members": 1, **FAMILY_PARAMS.get(name, {}), **params})
 
 
 # --------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_bias_free_conv_network_has_no_additive_constant():
 
 
 def test_toll_mnist_preset_is_the_papers_network():
-    detector = pyod_ae_ext.make_detector("toll", backbone="toll-mnist", latent_dim=128)
+    detector = pyod_ae_ext.make_detector("toll", n_members=1, backbone="toll-mnist", latent_dim=128)
     encoder = detector.make_encoder(784, 128)
     convs = [m for m in encoder if isinstance(m, nn.Conv2d)]
     assert [(m.out_channels, m.kernel_size, m.stride) for m in convs] == [
@@ -205,7 +205,7 @@ def test_toll_mnist_preset_is_the_papers_network():
 @pytest.mark.parametrize("shape", [(1, 23, 25), (3, 22, 30)])
 def test_toll_mnist_preset_restores_other_sizes(shape):
     n = int(np.prod(shape))
-    detector = pyod_ae_ext.make_detector("toll", backbone="toll-mnist", input_shape=shape)
+    detector = pyod_ae_ext.make_detector("toll", n_members=1, backbone="toll-mnist", input_shape=shape)
     with torch.inference_mode():
         code = detector.make_encoder(n, 8).eval()(torch.zeros(2, n))
         assert detector.make_decoder(8, n, n_outputs=2).eval()(code).shape == (2, 2 * n)
@@ -213,7 +213,7 @@ def test_toll_mnist_preset_restores_other_sizes(shape):
 
 def test_toll_mnist_preset_refuses_small_images():
     with pytest.raises(ParameterError, match="at least 22 x 22"):
-        pyod_ae_ext.make_detector("toll", backbone="toll-mnist").fit(_images())
+        pyod_ae_ext.make_detector("toll", n_members=1, backbone="toll-mnist").fit(_images())
 
 
 # --------------------------------------------------------------------------
@@ -226,9 +226,9 @@ def test_conv_scales_pixels_globally_and_mlp_per_feature():
     np.testing.assert_allclose(conv.scaler_mean_, np.full(64, X.mean()))
     np.testing.assert_allclose(conv.scaler_scale_, np.full(64, X.std()))
     assert conv.scaling() == "global"
-    mlp = pyod_ae_ext.make_detector("ae", epochs=1, random_state=0).fit(X)
+    mlp = pyod_ae_ext.make_detector("ae", n_members=1, epochs=1, random_state=0).fit(X)
     assert mlp.scaling() == "feature" and np.ptp(mlp.scaler_mean_) > 0
-    forced = pyod_ae_ext.make_detector("ae", standardize="global", epochs=1, random_state=0).fit(X)
+    forced = pyod_ae_ext.make_detector("ae", n_members=1, standardize="global", epochs=1, random_state=0).fit(X)
     np.testing.assert_allclose(forced.scaler_mean_, conv.scaler_mean_)
     per_pixel = _make("ae", standardize="feature").fit(X)
     np.testing.assert_allclose(per_pixel.scaler_mean_, mlp.scaler_mean_)

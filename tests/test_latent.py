@@ -23,9 +23,9 @@ def test_a_row_the_decoder_reconstructs_but_no_training_row_resembles_is_flagged
     X = np.c_[t, 2 * t] + 0.01 * rng.normal(size=(400, 2))
     far_on_the_line, typical = np.array([[6.0, 12.0]]), np.array([[0.2, 0.4]])
     params = dict(hidden_dims=(), latent_dim=1, activation="identity", epochs=60, lr=1e-2, random_state=0)
-    plain = AutoEncoder(latent_knn_weight=0.0, **params).fit(X)
+    plain = AutoEncoder(n_members=1, latent_knn_weight=0.0, **params).fit(X)
     assert plain.predict(far_on_the_line)[0] == 0  # reconstruction error alone misses it
-    combined = AutoEncoder(latent_knn_weight=0.5, **params).fit(X)
+    combined = AutoEncoder(n_members=1, latent_knn_weight=0.5, **params).fit(X)
     assert combined.predict(far_on_the_line)[0] == 1
     assert combined.predict(typical)[0] == 0
     assert combined.decision_function(far_on_the_line)[0] > combined.decision_scores_.max()
@@ -43,9 +43,9 @@ def test_knn_distance_leaves_a_training_rows_own_code_out():
 def test_the_reference_set_is_capped_and_drawn_by_the_seed():
     X = np.random.RandomState(1).normal(size=(300, 4))
     params = dict(epochs=2, latent_knn_weight=0.5, latent_reference_size=50)
-    a = AutoEncoder(random_state=3, **params).fit(X)
-    b = AutoEncoder(random_state=3, **params).fit(X)
-    c = AutoEncoder(random_state=4, **params).fit(X)
+    a = AutoEncoder(n_members=1, random_state=3, **params).fit(X)
+    b = AutoEncoder(n_members=1, random_state=3, **params).fit(X)
+    c = AutoEncoder(n_members=1, random_state=4, **params).fit(X)
     assert a.latent_reference_.shape == (50, a.latent_dim)
     assert torch.equal(a.latent_reference_, b.latent_reference_)
     assert not torch.equal(a.latent_reference_, c.latent_reference_)
@@ -53,7 +53,7 @@ def test_the_reference_set_is_capped_and_drawn_by_the_seed():
 
 def test_weight_zero_is_the_familys_own_score():
     X = np.random.RandomState(2).normal(size=(200, 4))
-    plain = AutoEncoder(epochs=2, random_state=0, latent_knn_weight=0.0).fit(X)
+    plain = AutoEncoder(n_members=1, epochs=2, random_state=0, latent_knn_weight=0.0).fit(X)
     np.testing.assert_array_equal(plain.family_score(X), plain.decision_function(X))
     assert not hasattr(plain, "latent_reference_")
     net = plain.net_
@@ -65,7 +65,7 @@ def test_weight_zero_is_the_familys_own_score():
 
 def test_weight_one_is_the_latent_distance_alone(tmp_path):
     X = np.random.RandomState(3).normal(size=(200, 4))
-    detector = AutoEncoder(epochs=2, random_state=0, latent_knn_weight=1.0, latent_knn_k=3).fit(X)
+    detector = AutoEncoder(n_members=1, epochs=2, random_state=0, latent_knn_weight=1.0, latent_knn_k=3).fit(X)
     new = np.random.RandomState(4).normal(size=(20, 4))
     with torch.no_grad():
         codes = detector.net_.encoder(detector._to_tensor(new))
@@ -90,4 +90,4 @@ def test_every_family_honours_the_contract_with_latent_scoring(name):
                                     {"latent_knn_k": 0}, {"latent_reference_size": 1}])
 def test_invalid_latent_parameters(params):
     with pytest.raises(ParameterError):
-        AutoEncoder(**params).fit(np.zeros((10, 2)))
+        AutoEncoder(n_members=1, **params).fit(np.zeros((10, 2)))

@@ -15,7 +15,7 @@ from pyod_ae_ext.plugins.toll import Toll
 
 @pytest.fixture
 def saved(blobs, tmp_path):
-    detector = Toll(epochs=2, random_state=0).fit(blobs[0])
+    detector = Toll(epochs=2, random_state=0, n_members=1).fit(blobs[0])
     path = tmp_path / "toll.adscore"
     detector.save(path)
     return detector, path

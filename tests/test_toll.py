@@ -8,7 +8,7 @@ import pyod_ae_ext
 from pyod_ae_ext.plugins.toll import Toll
 
 # The paper's score: these tests check the method itself, without the latent-space kNN term.
-PAPER = {"latent_knn_weight": 0.0}
+PAPER = {"latent_knn_weight": 0.0, "n_members": 1}
 
 
 def _paper_fig2_data(seed=0):

@@ -31,6 +31,10 @@ def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None,
     from ..images import array_names, is_image_source, parse_image_shape
 
     detector = load_model(model, sign_key_file)
+    if getattr(detector, "series_windows_", None) is not None:
+        raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
+                             "table of rows: score the series with `adscore score`, measure it with "
+                             "`adscore evaluate --windows LABELS.json`")
     shape = model_image_shape(detector)
     if image_shape is not None:
         given = parse_image_shape(image_shape)
@@ -246,23 +250,48 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
 @click.option("--label-column", metavar="NAME",
               help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
 @data_options
+@click.option("--windows", "windows_file", type=click.Path(dir_okay=False), metavar="LABELS.json",
+              help="Series model: labelled anomaly windows, [[start, end], ...] or NAB's {file: [[start, end]]}; "
+                   "gives NAB-style window metrics instead of --label-column.")
+@click.option("--time-column", metavar="NAME", help="With --windows: the time column (default: the model's).")
+@click.option("--probation", type=click.FloatRange(0, 1, max_open=True), default=0.15, show_default=True,
+              help="With --windows: leading fraction of the series not scored (NAB's probationary period).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @sign_key_option
-def evaluate(data, config, model, label_column, columns, exclude, id_columns, as_json, plot, sign_key_file):
+def evaluate(data, config, model, label_column, columns, exclude, id_columns, windows_file, time_column, probation,
+             as_json, plot, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
+
+    With --windows, a series model's alarms (points scored above its threshold) are
+    measured against labelled time windows the NAB way: an alarm inside a window
+    counts once, one outside is a false alarm; window recall and precision, and the
+    NAB standard-profile score (100 = every window found at its start, 0 = no alarm).
 
     \b
     Examples:
       adscore evaluate -m toll.adscore --label-column label test.csv
       adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
+      adscore evaluate -m vrae.adscore --time-column ts --windows labels.json series.csv
     """
     import numpy as np
 
     from ..analysis import contributions, evaluate as evaluate_scores, plot_report, require_matplotlib, row_labels
     from ..errors import AdscoreError
     from ..outputs import check_output_path
+
+    if windows_file is not None:
+        from .series import evaluate_series_file, print_series_evaluation
+
+        if label_column is not None or plot:
+            raise ParameterError("--windows measures alarms against labelled windows: drop --label-column and --plot")
+        metrics = evaluate_series_file(load_model(model, sign_key_file), data, windows_file, time_column, probation)
+        if as_json:
+            echo_json({"model": str(model), "data": str(data), **metrics})
+        else:
+            print_series_evaluation(metrics)
+        return
 
     if plot:
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")

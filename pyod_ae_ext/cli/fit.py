@@ -12,6 +12,7 @@ from ..errors import ParameterError
 from ..params import Assignment, distribute, parse_assignments
 from ._config import config_option, params_with_config
 from ._progress import watched_fit
+from .series import check_series_fit, fit_series_from_file, series_fit_option_decorators
 from ._common import (build_detector, complete_detector, data_options, echo_err, fit_detector, same_detector,
                       sign_key_option, signing_key)
 
@@ -55,11 +56,12 @@ from ._common import (build_detector, complete_detector, data_options, echo_err,
                    "backend; needs pyod-ae-ext[dask]).")
 @click.option("--scheduler", metavar="ADDRESS",
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
+@series_fit_option_decorators
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @sign_key_option
 def fit(data, detectors, params, config, combine, normalize, weights, columns, exclude, id_columns,
         backbone, image_shape, label_column, contamination, seed, device, verbose, quiet, sample, engine, scheduler,
-        output, sign_key_file):
+        time_column, window, stride, fold, gaps, output, sign_key_file):
     """Fit a detector, or an ensemble of several, on DATA and save it to a model file.
 
     The id (--id-column), excluded (--exclude) and label (--label-column) columns are
@@ -81,9 +83,14 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
       adscore fit -d toll -d iforest --combine mean --engine dask --scheduler tcp://host:8786 data.csv -o ens.adscore
       adscore fit -d toll --backbone conv images.npz -o toll.adscore        # (N,H,W[,C]) images
       adscore fit -d toll --backbone conv --image-shape 1,28,28 --exclude label pixels.csv -o toll.adscore
+      adscore fit -d vrae --time-column ts --window 64 --stride 1 series.csv -o vrae.adscore
 
     DATA may also hold images: a .npy/.npz array or a directory of PNG/JPEG files
     (one image per row, its pixels the features; README, "Images").
+
+    Series mode (--window): DATA is one series (its value columns, aligned) and the
+    detector is fitted on its sliding windows; the window settings are saved in the
+    model, and `adscore score` then gives one score per time point.
     """
     import numpy as np
 
@@ -112,6 +119,15 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         raise ParameterError("--sample draws rows from CSV or Parquet files; image data are read whole: drop --sample")
     name, detector = _detector_from_options(detectors, assignments, combine, normalize, weights, seed, device,
                                             contamination)
+    if check_series_fit(window, time_column, sample, engine):
+        seconds = fit_series_from_file(data, name, detector, columns, exclude, id_columns, time_column, window,
+                                       stride, fold, gaps, fit_detector, echo_err)
+        save_detector(detector, output, signing_key=key)
+        echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags "
+                 f"{int(np.sum(detector.labels_))} of {len(detector.labels_)} training windows, point threshold "
+                 f"{detector.series_windows_.point_scale[1]:.6g} ({detector.series_windows_.fold} fold); "
+                 f"saved {output}")
+        return
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")

@@ -129,6 +129,7 @@ def info(model, as_json, sign_key_file):
         ("excluded", ", ".join(fit_info.get("exclude", [])) or "-"),
         ("label", fit_info.get("label_column") or "-"),
         ("fitted", _fitted_line(fit_info, training)),
+        *_series_lines(meta.get("series_windows")),
         *[(f"loss {name}" if name else "loss", text) for name, text in _loss_lines(training)],
         ("threshold", f"{meta['threshold']:.6g} ({describe_threshold_source(fit_info.get('threshold_source'))})"),
         ("signature", _signature_line(meta)),
@@ -148,15 +149,26 @@ def info(model, as_json, sign_key_file):
 def training_summary(detector) -> dict:
     """Rows, and per network the epochs, final loss and whether it was still falling."""
     members = getattr(detector, "members_", None)
-    names = getattr(detector, "member_names_", None)
+    names = getattr(detector, "member_names_", None)  # an ensemble's members; a family's own are summarised
     nets = list(zip(names, members)) if members is not None and names is not None else [("", detector)]
-    losses = {}
-    for name, member in nets:
-        history = (getattr(member, "history_", None) or {}).get("loss") or []
-        if history:
-            losses[name] = {"epochs": len(history), "final_loss": float(history[-1]),
-                            "still_falling": loss_still_falling(history)}
+    losses = {name: loss for name, loss in ((name, _loss_of(member)) for name, member in nets) if loss}
     return {"n_rows": int(len(detector.decision_scores_)), "loss": losses}
+
+
+def _loss_of(detector) -> dict | None:
+    """Epochs, final loss and trend of a detector's network; the mean over a family's own networks."""
+    members = getattr(detector, "members_", None)
+    if members is not None and getattr(detector, "member_names_", None) is None:
+        parts = [loss for loss in map(_loss_of, members) if loss]
+        if not parts:
+            return None
+        return {"epochs": max(p["epochs"] for p in parts),
+                "final_loss": float(sum(p["final_loss"] for p in parts) / len(parts)),
+                "still_falling": any(p["still_falling"] for p in parts), "networks": len(parts)}
+    history = (getattr(detector, "history_", None) or {}).get("loss") or []
+    if not history:
+        return None
+    return {"epochs": len(history), "final_loss": float(history[-1]), "still_falling": loss_still_falling(history)}
 
 
 def loss_still_falling(history, window: int = 5, tolerance: float = 0.01) -> bool:
@@ -193,7 +205,15 @@ def _fitted_line(fit_info, training) -> str:
 def _loss_lines(training):
     for name, loss in training["loss"].items():
         trend = "still falling: more epochs may help" if loss["still_falling"] else "levelled off"
-        yield name, f"{loss['final_loss']:.6g} after {loss['epochs']} epochs ({trend})"
+        networks = f" (mean of {loss['networks']} networks)" if "networks" in loss else ""
+        yield name, f"{loss['final_loss']:.6g}{networks} after {loss['epochs']} epochs ({trend})"
+
+
+def _series_lines(windows):
+    if windows:  # checked by the load in `info`
+        timing = f", time column {windows['time_column']!r}" if windows["time_column"] else ""
+        yield ("series", f"windows of {windows['window']} x {', '.join(windows['value_columns'])}, stride "
+                         f"{windows['stride']}, fold {windows['fold']}, gaps {windows['gaps']}{timing}")
 
 
 def _signature_line(meta) -> str:

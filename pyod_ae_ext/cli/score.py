@@ -46,6 +46,9 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
           sign_key_file):
     """Score DATA with a saved model: id columns, anomaly_score, is_anomaly, anomaly_probability.
 
+    A model fitted in series mode (`fit --window`) reads DATA as one series and gives
+    one score per time point (the time column first), with its saved window settings.
+
     The model's feature columns are taken by name (missing ones are an error, extra
     ones are ignored). The id columns the model was fitted with are copied to the
     output when DATA has them (--id-column chooses others). `is_anomaly` is 1 where
@@ -90,6 +93,13 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
     names = OutputColumns(score_name, flag_name, probability_name, probability_method)
     names.check(split_names(id_columns))
     detector = load_model(model, sign_key_file)
+    if getattr(detector, "series_windows_", None) is not None:
+        from .series import score_series_file
+
+        if engine != "local":
+            raise ParameterError("a series model scores one series locally: drop --engine dask")
+        score_series_file(detector, data, id_columns, output, fmt, top, echo_err)
+        return
     features = model_features(detector)
     from ..images import is_image_source
 

@@ -1,0 +1,155 @@
+"""Time series on the command line: ``fit --window``, ``score`` of a series model, ``evaluate --windows``.
+
+The commands themselves live in :mod:`pyod_ae_ext.cli.fit`, ``score`` and ``analysis``;
+they call these helpers when a series is involved (see :mod:`pyod_ae_ext.windows`).
+"""
+from __future__ import annotations
+
+import time
+
+import click
+import numpy as np
+
+from ..errors import ParameterError
+
+series_fit_options = [
+    click.option("--time-column", metavar="NAME",
+                 help="Series mode: the time column (numbers or dates); with --window the data is one series "
+                      "and each point gets a score."),
+    click.option("--window", type=click.IntRange(min=2), metavar="N",
+                 help="Series mode: points per sliding window (a window is one row for the detector)."),
+    click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+                 help="Series mode: points between window starts."),
+    click.option("--fold", type=click.Choice(["auto", "mean", "max", "point"]), default="auto", show_default=True,
+                 help="Series mode: a point's score is the mean or max of the scores of the windows that contain "
+                      "it, or (point) the mean of its own reconstruction terms in them; auto: point where the "
+                      "detector has per-feature contributions, else mean."),
+    click.option("--gaps", type=click.Choice(["refuse", "interpolate"]), default="refuse", show_default=True,
+                 help="Series mode: missing or irregular timestamps are an error, or resampled onto the "
+                      "regular grid by linear interpolation."),
+]
+
+
+def series_fit_option_decorators(func):
+    for option in reversed(series_fit_options):
+        func = option(func)
+    return func
+
+
+def check_series_fit(window, time_column, sample, engine) -> bool:
+    """Whether ``fit`` runs in series mode; ParameterError for options that do not go together."""
+    if window is None:
+        if time_column is not None:
+            raise ParameterError("--time-column fits on sliding windows of a series: give --window N as well")
+        return False
+    if sample is not None:
+        raise ParameterError("--sample draws rows of a table; a series is fitted on all its windows: drop --sample")
+    if engine != "local":
+        raise ParameterError("series mode (--window) fits locally: drop --engine dask")
+    return True
+
+
+def fit_series_from_file(data, name, detector, columns, exclude, id_columns, time_column, window, stride, fold,
+                         gaps, fit_detector, note):
+    """Fit ``detector`` on the windows of the series in ``data``; return the seconds the fit took."""
+    from ..columns import split_names as _split_names
+    from ..data import read_frame
+    from ..windows import mark_series_model, series_settings, training_windows
+
+    frame = read_frame(data)
+    not_values = {time_column, *_split_names(exclude), *_split_names(id_columns)}
+    value_columns = _split_names(columns) or [c for c in frame.columns if c not in not_values]
+    _refuse_text_columns(frame, value_columns)
+    settings = series_settings(frame, window, stride, fold, gaps, time_column, value_columns)
+    note(f"fitting {name} on {len(frame)} points x {len(settings.value_columns)} column(s) in windows of {window} "
+         f"(stride {stride}) ...")
+    windows = training_windows(detector, frame, settings)
+    started = time.perf_counter()
+    fit_detector(name, detector, windows)
+    seconds = time.perf_counter() - started
+    mark_series_model(detector, settings, frame)
+    return seconds
+
+
+def _refuse_text_columns(frame, value_columns) -> None:
+    import pandas as pd
+
+    from ..errors import DataError
+
+    text = [c for c in value_columns if c in frame.columns and not (
+        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    if text:
+        raise DataError(f"the series' value column(s) {', '.join(map(repr, text))} are not numeric; leave them out "
+                        f"with --exclude {','.join(map(str, text))}, or name the value columns with --columns")
+
+
+def score_series_file(detector, data, id_columns, output, fmt, top, note):
+    """Write one score per point of the series in ``data`` (its time column and ids first)."""
+    import pyarrow as pa
+
+    from .. import streaming
+    from ..columns import split_names as _split_names
+    from ..data import read_frame
+    from ..windows import score_series
+
+    settings = detector.series_windows_
+    frame = read_frame(data)
+    scores = score_series(detector, frame)
+    kept = [c for c in [settings.time_column, *_split_names(id_columns)] if c is not None]
+    missing = [c for c in kept if c not in frame.columns]
+    if missing:
+        raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
+    ids = pa.Table.from_pandas(frame[list(dict.fromkeys(kept))], preserve_index=False) if kept else None
+    rule = ("mean of its own terms in" if settings.fold == "point" else settings.fold + " of")
+    note(f"scored {len(scores)} points from windows of {settings.window} (stride {settings.stride}, "
+         f"each point the {rule} the windows covering it)")
+    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, PointScale(settings), top)
+
+
+
+class PointScale:
+    """What the result writer reads from a detector (``threshold_``, ``decision_scores_`` for the
+    probability's min-max scaling), on the point-score scale a series model saved."""
+
+    def __init__(self, settings):
+        low, threshold, high = settings.point_scale
+        # the writer labels score > threshold_; point labels are score >= threshold (windows.point_labels)
+        self.threshold_ = float(np.nextafter(threshold, -np.inf))
+        self.decision_scores_ = np.array([low, high])
+        # PyOD's predict_proba reads these: its "linear" probability is then the min-max
+        # scaling between the training series' lowest and highest point score
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        self._mu, self._sigma = float(np.mean(self.decision_scores_)), float(np.std(self.decision_scores_)) or 1.0
+
+
+def evaluate_series_file(detector, data, windows_file, time_column, probation):
+    """NAB-style metrics of the model's alarms (score above its threshold) on the series in ``data``."""
+    from ..data import read_frame
+    from ..errors import DataError
+    from ..nab_eval import evaluate_alarms, load_windows
+    from ..windows import parse_times, point_labels, score_series
+
+    settings = getattr(detector, "series_windows_", None)
+    if settings is None:
+        raise ParameterError("--windows evaluates a series model: fit it with --time-column and --window")
+    time_column = time_column or settings.time_column
+    if time_column is None:
+        raise ParameterError("--windows needs the time column: give --time-column NAME")
+    frame = read_frame(data)
+    if time_column not in frame.columns:
+        raise DataError(f"time column {time_column!r} is not in {data}")
+    times, kind = parse_times(frame[time_column], time_column)
+    windows = load_windows(windows_file, data, kind)
+    alarms = point_labels(detector, score_series(detector, frame)).astype(bool)
+    result = evaluate_alarms(times, alarms, windows, probationary_percent=probation)
+    return {"n_points": int(len(frame)), "threshold": settings.point_scale[1], "n_alarms": int(alarms.sum()),
+            **result.as_dict()}
+
+
+def print_series_evaluation(metrics: dict) -> None:
+    click.echo(f"{metrics['n_points']} points, {metrics['windows']} labelled window(s) scored, "
+               f"{metrics['n_alarms']} alarm point(s) at threshold {metrics['threshold']:.6g}")
+    click.echo(f"window recall      {metrics['recall']:.4f} ({metrics['detected_windows']} of {metrics['windows']})")
+    click.echo(f"window precision   {metrics['precision']:.4f} ({metrics['false_alarms']} false alarm(s))")
+    click.echo(f"NAB score          {metrics['nab_score']:.2f} (standard profile; raw {metrics['raw_score']:.4f}, "
+               f"null {metrics['null_score']:.4g}, perfect {metrics['perfect_score']:.4g})")
