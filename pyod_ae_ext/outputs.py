@@ -109,11 +109,12 @@ def streamed_output(path):
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise AdscoreError(f"cannot write {path}: directory {directory} does not exist")
-    with _sigterm_raises():
+    with _removed_on_sigterm() as temporary_files:
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         except OSError as exc:
             raise AdscoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        temporary_files.append(tmp_name)
         handle = os.fdopen(fd, "wb")
         try:
             os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp creates 0600; keep the usual mode
@@ -133,28 +134,31 @@ def streamed_output(path):
             raise
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived while a file was being written (raised so that clean-up runs)."""
-
-
 @contextlib.contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only)."""
+def _removed_on_sigterm():
+    """While the block runs, SIGTERM removes the files named in the list the block gets,
+    then ends the process as SIGTERM does.
+
+    The handler does its work itself instead of raising an exception into whatever the
+    main thread is running: an exception unwinding through a C extension that is
+    reading (pyarrow on standard input, say) can abort the process instead of ending it.
+    Main thread only (Python runs signal handlers there).
+    """
+    names: list = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield names
         return
 
     def handler(signum, frame):
-        raise Terminated(f"terminated by signal {signum}")
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
-    except Terminated:
-        # Clean-up has run; now die of SIGTERM as the sender intended.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise
+        yield names
     finally:
         with contextlib.suppress(ValueError, TypeError):
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -257,7 +257,7 @@ def test_sigterm_while_streaming_leaves_no_file(ws, tmp_path):
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     process.stdin.close()
-    assert process.returncode == -signal.SIGTERM
+    assert process.returncode == -signal.SIGTERM, process.stderr.read().decode(errors="replace")[-3000:]
     assert list(tmp_path.iterdir()) == []
 
 
