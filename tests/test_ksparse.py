@@ -9,7 +9,7 @@ from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.plugins.ksparse import KSparseAE, keep_top_k
 
 # The paper's score: these tests check the method itself, without the latent-space kNN term.
-PAPER = {"latent_knn_weight": 0.0}
+PAPER = {"latent_knn_weight": 0.0, "n_members": 1}
 
 
 def fitted_copy(detector):
