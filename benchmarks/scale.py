@@ -3,10 +3,11 @@
 ``python -m benchmarks.scale [--sizes 1000000 10000000 50000000] [--formats parquet csv]
 [--dask-workers 1 2] [--dask-rows 10000000] [--workdir /tmp/adscore-scale]``
 
-1. A small ``ae`` model (``--seed 0``, ``latent_knn_weight=0``: the reconstruction
-   score alone, as the ``ae`` was before the latent-space score became its default) is
+1. A small ``ae`` model (``--seed 0``, ``latent_knn_weight=0, n_members=1``: one
+   network's reconstruction score, as the ``ae`` was before the latent-space score and
+   members became its defaults) is
    fitted with ``adscore fit`` on 10k generated rows x 32 features; one extra cell
-   scores 1M rows with the default ``ae`` (latent kNN score on) to show what the
+   scores 1M rows with the default ``ae`` (members, latent kNN score on) to show what the
    detector itself costs.
 2. For each size and format, the data (an integer ``id`` and 32 float features,
    written with 6 decimals in CSV) are generated in chunks of 1M rows (Parquet: one
@@ -155,7 +156,7 @@ def fit_model(workdir: Path, params=(), name="ae") -> Path:
 
 
 def default_model_cell(workdir, rows, out):
-    """The default ``ae`` (latent kNN score on): the detector's own cost, next to the streaming's."""
+    """The default ``ae`` (members, latent kNN score on): the detector's own cost, next to the streaming's."""
     model = fit_model(workdir, (), name="ae-default")
     data = generate(workdir / f"default-{rows}.parquet", rows, "parquet")
     try:
@@ -238,8 +239,8 @@ def main(argv=None) -> int:
     parser.add_argument("--csv-output-rows", type=int, default=10_000_000,
                         help="also measure CSV output at this Parquet size")
     parser.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
-                        help="ae parameter of the model scored (default: latent_knn_weight=0, the "
-                             "reconstruction score alone)")
+                        help="ae parameter of the model scored (default: latent_knn_weight=0 and "
+                             "n_members=1, one network's reconstruction score)")
     parser.add_argument("--default-model-rows", type=int, default=1_000_000,
                         help="also score this many Parquet rows with the default ae (0: skip)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/adscore-scale"))
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     try:
-        params = args.params if args.params is not None else ["latent_knn_weight=0"]
+        params = args.params if args.params is not None else ["latent_knn_weight=0", "n_members=1"]
         model = fit_model(args.workdir, params)
         local_suite(model, args.workdir, args.sizes, args.formats, args.out, args.csv_output_rows)
         if args.default_model_rows:

@@ -96,10 +96,8 @@ class KSparseAE(AutoEncoderDetector):
     latent_dim : int, default 32
         Width of the code layer (overcomplete allowed).
     n_members, member_subsample : "auto", default "auto"
-        With the "mlp" backbone, 10 networks on 512 rows each (every row when there
-        are fewer), standardised scores averaged (:mod:`pyod_ae_ext.members`); one
-        network with structured backbones. Chosen on the shared ADBench sets in both
-        protocols (benchmarks/RESULTS.md, "Members"); ``n_members=1`` with
+        Members as in :class:`pyod_ae_ext.engine.AutoEncoderDetector` ("auto": 10
+        networks on 512 rows each with the "mlp" backbone); ``n_members=1`` with
         ``latent_knn_weight=0`` is the paper's single network.
     **engine_params
         See :class:`pyod_ae_ext.engine.AutoEncoderDetector`. ``activity_l1`` penalises

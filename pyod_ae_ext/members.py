@@ -37,6 +37,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from . import latent
 from .errors import ParameterError, TrainingError
 from .training import Callback, TrainingLoop
 from .validation import check_number
@@ -150,7 +151,8 @@ def fit_members(detector, X: np.ndarray) -> None:
     detector.member_params_ = [{"random_state": int(seed), **params}
                                for seed, params in zip(seeds, detector.member_params or [{}] * len(members))]
     detector.member_sample_sizes_ = [len(index) for index in rows]
-    detector.member_standardisers_ = np.array([_standardiser(m.decision_scores_) for m in members])
+    detector.member_standardisers_ = np.array([latent.standardiser(np.asarray(m.decision_scores_, dtype=np.float64))
+                                               for m in members])
     detector.decision_scores_ = _combined_training_scores(detector, X, rows)
 
 
@@ -169,8 +171,7 @@ def _combined_training_scores(detector, X: np.ndarray, rows: list) -> np.ndarray
             column = np.asarray(member.decision_function(X), dtype=np.float64)
             column[index] = member.decision_scores_
         columns.append(column)
-    standardisers = detector.member_standardisers_
-    return ((np.column_stack(columns) - standardisers[:, 0]) / standardisers[:, 1]).mean(axis=1)
+    return _standardised(columns, detector.member_standardisers_).mean(axis=1)
 
 
 def _phased_fit(member) -> bool:
@@ -362,17 +363,15 @@ def _report(verbose: bool, line: str) -> None:
 # ---- scoring ----------------------------------------------------------------
 
 
-def _standardiser(scores) -> tuple[float, float]:
-    scores = np.asarray(scores, dtype=np.float64)
-    spread = float(np.std(scores))
-    return float(np.mean(scores)), spread if spread > 0 and math.isfinite(spread) else 1.0
+def _standardised(columns, standardisers: np.ndarray) -> np.ndarray:
+    """Member score columns, each standardised with its member's (mean, spread)."""
+    return (np.column_stack(columns) - standardisers[:, 0]) / standardisers[:, 1]
 
 
 def member_scores(detector, X: np.ndarray) -> np.ndarray:
     """Each member's standardised score of the checked rows ``X``, shape (rows, n_members)."""
-    columns = [member.decision_function(X) for member in detector.members_]
-    standardisers = detector.member_standardisers_
-    return (np.column_stack(columns) - standardisers[:, 0]) / standardisers[:, 1]
+    return _standardised([member.decision_function(X) for member in detector.members_],
+                         detector.member_standardisers_)
 
 
 def combined_scores(detector, X: np.ndarray) -> np.ndarray:
