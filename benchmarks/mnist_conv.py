@@ -60,16 +60,28 @@ def _load(digit: int, rows: int | None, seed: int):
     return X, y
 
 
-def _toll_cells(label, params, X_fit, X_test, y_test, seed):
-    """Fit one Toll; its default score and the paper's score (no kNN term) as two cells."""
+def _toll_cells(label, params, X_fit, X_test, y_test, seed, latent_weights=()):
+    """Fit one Toll; its default score and the paper's score (no kNN term) as two cells.
+
+    With ``latent_weights``, one more cell per weight w: the same fit's score
+    ``(1 - w) * z_own + w * z_knn`` (what ``latent_knn_weight=w`` gives; one network only).
+    """
     detector = pyod_ae_ext.make_detector("toll", random_state=seed, **params)
     scores, fit_s, score_s = bench.timed_fit_and_score(detector, X_fit, X_test)
     started = time.perf_counter()
     own = detector.family_score(X_test)
     own_s = time.perf_counter() - started
-    return [{"detector": label, **bench.score_metrics(y_test, scores), "fit_s": fit_s, "score_s": score_s},
-            {"detector": f"{label}, paper's score", **bench.score_metrics(y_test, own), "fit_s": fit_s,
-             "score_s": own_s}]
+    cells = [{"detector": label, **bench.score_metrics(y_test, scores), "fit_s": fit_s, "score_s": score_s},
+             {"detector": f"{label}, paper's score", **bench.score_metrics(y_test, own), "fit_s": fit_s,
+              "score_s": own_s}]
+    if latent_weights:
+        own_mean, own_std, _, _ = detector.latent_standardisers_
+        w = float(detector.latent_knn_weight)
+        z_own = (own - own_mean) / own_std
+        z_knn = (scores - (1 - w) * z_own) / w
+        cells += [{"detector": f"{label}, latent weight {v:g}", "fit_s": fit_s, "score_s": score_s,
+                   **bench.score_metrics(y_test, (1 - v) * z_own + v * z_knn)} for v in latent_weights]
+    return cells
 
 
 def _pyod_cell(name, X_fit, X_test, y_test, seed):
@@ -78,14 +90,15 @@ def _pyod_cell(name, X_fit, X_test, y_test, seed):
     return {"detector": name, **bench.score_metrics(y_test, scores), "fit_s": fit_s, "score_s": score_s}
 
 
-def run_digit(digit, seed, rows=None, epochs=None, conv_params=None, conv_only=False):
+def run_digit(digit, seed, rows=None, epochs=None, conv_params=None, conv_only=False, latent_weights=()):
     X, y = _load(digit, rows, seed)
     train, test = bench.split_indices(y, seed)
     fit_rows = bench.protocol_rows(y, train, "one-class")
     X_fit, X_test, y_test = X[fit_rows], X[test], y[test]
     extra = {} if epochs is None else {"epochs": epochs}
     label = "toll conv" + "".join(f", {k}={v}" for k, v in (conv_params or {}).items())
-    cells = _toll_cells(label, {**CONV, **extra, **(conv_params or {})}, X_fit, X_test, y_test, seed)
+    cells = _toll_cells(label, {**CONV, **extra, **(conv_params or {})}, X_fit, X_test, y_test, seed,
+                        latent_weights)
     if not conv_only:
         cells += [*_toll_cells("toll mlp", extra, X_fit, X_test, y_test, seed),
                   _pyod_cell("knn", X_fit, X_test, y_test, seed),
@@ -145,6 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1 (default 0)")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of the conv Toll (repeatable; values as Python literals)")
+    parser.add_argument("--latent-weights", type=float, nargs="+", default=[], metavar="W",
+                        help="also score each conv fit with these latent kNN weights (from the same fit)")
     parser.add_argument("--conv-only", action="store_true", help="only the conv Toll (no MLP, KNN, IForest)")
     parser.add_argument("--quick", action="store_true", help="digits 0 and 1, 1,500 rows, 2 epochs")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
@@ -174,7 +189,8 @@ def main(argv=None) -> int:
     for digit in digits:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             cells += run_digit(digit, seed, QUICK["rows"] if args.quick else None,
-                               QUICK["epochs"] if args.quick else None, conv_params, args.conv_only)
+                               QUICK["epochs"] if args.quick else None, conv_params, args.conv_only,
+                               args.latent_weights)
     env = environment()
     settings = {"seeds": args.seeds, "command": "python -m benchmarks.mnist_conv " + " ".join(sys.argv[1:] if argv
                                                                                              is None else argv),

@@ -280,3 +280,16 @@ def test_quick_speed_suite(tmp_path):
     assert not [c for c in cells if c.get("error")], [c["error"] for c in cells if c.get("error")]
     assert {c["test"] for c in cells} == {"fit", "matmul", "flops"}
     assert "fit speed-up" in done.stdout and "Arithmetic limit" in done.stdout
+
+
+def test_the_holdout_is_every_set_outside_the_suite_up_to_a_size(tmp_path, monkeypatch):
+    from benchmarks.holdout import holdout_sets, per_set_table
+
+    folder = tmp_path / "adbench"
+    folder.mkdir()
+    for name, rows in (("6_cardio", 10), ("7_small", 10), ("8_large", 30), ("12_edge", 20)):
+        np.savez(folder / f"{name}.npz", X=np.zeros((rows, 2)), y=np.zeros(rows))
+    monkeypatch.setenv("ADSCORE_DATASETS", str(tmp_path))
+    assert holdout_sets(max_rows=20) == ["7_small", "12_edge"]  # 6_cardio is a suite set
+    records = [{"protocol": "one-class", "dataset": "7_small", "detector": "knn", "roc_auc": r} for r in (0.5, 0.7)]
+    assert "| 7_small | 60.0 |" in per_set_table(records, "one-class")

@@ -40,6 +40,38 @@ def test_knn_distance_leaves_a_training_rows_own_code_out():
     assert latent.knn_distance(codes, reference, k=2, reference_rows=own).tolist() == [2.0, 1.5, 8.0]
 
 
+def _codes_far_from_the_origin(generator):
+    reference = torch.randn(300, 8, generator=generator) * 0.01 + 1e4
+    return reference, torch.randn(5000, 8, generator=generator) * 0.01 + 1e4
+
+
+def _tight_clusters_far_apart(generator):
+    centres = torch.randn(30, 8, generator=generator) * 100
+    reference = centres.repeat(10, 1) + torch.randn(300, 8, generator=generator) * 1e-3
+    return reference, centres.repeat(170, 1)[:5000] + torch.randn(5000, 8, generator=generator) * 1e-3
+
+
+@pytest.mark.parametrize("layout", [_codes_far_from_the_origin, _tight_clusters_far_apart])
+def test_knn_distance_equals_the_brute_force_mean_of_the_k_smallest_distances(layout):
+    """Both layouts defeat neighbours chosen on float32 |x|^2 - 2xr + |r|^2 (cancellation
+    swamps the small distances between neighbours); the result must still be the true
+    neighbours' mean distance, whichever block a row falls in."""
+    reference, codes = layout(torch.Generator().manual_seed(0))
+    distances = torch.cdist(codes.double(), reference.double())
+    fast = latent.knn_distance(codes, reference, k=7)
+    assert fast.dtype == torch.float32
+    expected = distances.topk(7, dim=1, largest=False).values.mean(dim=1)
+    np.testing.assert_allclose(fast.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    own = torch.arange(5000) % 350 - 50  # rows 50..349 of each 350 are reference rows 0..299
+    rows = torch.nonzero(own >= 0).flatten()
+    distances[rows, own[rows]] = float("inf")
+    expected = distances.topk(7, dim=1, largest=False).values.mean(dim=1)
+    np.testing.assert_allclose(latent.knn_distance(codes, reference, 7, own).numpy(), expected.numpy(),
+                               rtol=1e-5, atol=1e-7)
+    one_by_one = torch.cat([latent.knn_distance(codes[i:i + 1], reference, k=7) for i in range(0, 5000, 997)])
+    assert torch.equal(one_by_one, fast[::997])
+
+
 def test_the_reference_set_is_capped_and_drawn_by_the_seed():
     X = np.random.RandomState(1).normal(size=(300, 4))
     params = dict(epochs=2, latent_knn_weight=0.5, latent_reference_size=50)
