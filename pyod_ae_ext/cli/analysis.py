@@ -16,6 +16,23 @@ from ..errors import ParameterError
 
 _model_option = click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
                              help="Model file from `adscore fit`.")
+
+
+def model_and_labelled_data(label_help: str):
+    """DATA, --config, -m/--model, --label-column (with ``label_help``) and the column options.
+
+    The arguments every command that scores labelled data with a saved model starts with.
+    """
+    stack = (click.argument("data"), config_option, _model_option,
+             click.option("--label-column", metavar="NAME", help=label_help), data_options)
+
+    def decorate(command):
+        for decorator in reversed(stack):
+            command = decorator(command)
+        return command
+    return decorate
+
+
 _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
@@ -151,12 +168,7 @@ def _indented(text: str) -> str:
 
 
 @click.command()
-@click.argument("data")
-@config_option
-@_model_option
-@click.option("--label-column", metavar="NAME",
-              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
-@data_options
+@model_and_labelled_data("0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
 @click.option("--objective", type=click.Choice(["f1", "cost"]),
               help="Maximise F1, or minimise the cost of errors [default: f1; cost when costs are given].")
 @click.option("--cost-false-alarm", type=float, metavar="A", help="Cost of one false alarm (default 1).")
@@ -244,12 +256,7 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
 
 
 @click.command()
-@click.argument("data")
-@config_option
-@_model_option
-@click.option("--label-column", metavar="NAME",
-              help="0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
-@data_options
+@model_and_labelled_data("0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
 @click.option("--windows", "windows_file", type=click.Path(dir_okay=False), metavar="LABELS.json",
               help="Series model: labelled anomaly windows, [[start, end], ...] or NAB's {file: [[start, end]]}; "
                    "gives NAB-style window metrics instead of --label-column.")

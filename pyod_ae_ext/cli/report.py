@@ -8,18 +8,12 @@ from pathlib import Path
 
 import click
 
-from ._common import data_options, echo_err, sign_key_option, signing_key, write_stdout
-from ._config import config_option
-from .analysis import _load, _model_option
+from ._common import echo_err, sign_key_option, signing_key, write_stdout
+from .analysis import _load, model_and_labelled_data
 
 
 @click.command()
-@click.argument("data")
-@config_option
-@_model_option
-@click.option("--label-column", metavar="NAME",
-              help="0/1 column (1 = anomaly): adds metrics, ROC and PR curves [default: the one given to `fit`].")
-@data_options
+@model_and_labelled_data("0/1 column (1 = anomaly): adds metrics, ROC and PR curves [default: the one given to `fit`].")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1),
               help="How many of the highest-scoring rows to list.")
 @click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
