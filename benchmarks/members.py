@@ -39,6 +39,8 @@ SETTINGS = {
     "K=5 sub=1024": {"n_members": 5, "member_subsample": 1024},
     "K=10 sub=0.5": {"n_members": 10, "member_subsample": 0.5},
     "K=10 sub=0.25": {"n_members": 10, "member_subsample": 0.25},
+    "K=20 sub=256": {"n_members": 20, "member_subsample": 256},
+    "K=20 sub=512": {"n_members": 20, "member_subsample": 512},
 }
 
 

@@ -273,6 +273,15 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
     latent_reference_size : int, default 4096
         At most this many training codes (drawn by the seed, saved with the model)
         are the latent score's reference set.
+    latent_detector : str or None, default None
+        The latent-space score: None is the mean distance to the ``latent_knn_k``
+        nearest reference codes (above); the name of a PyOD detector whose score does
+        not depend on the other rows scored with it (``"iforest"``, ``"knn"``,
+        ``"lof"``, ``"pca"``, ``"ocsvm"``, ``"hbos"``, ``"mcd"``, ``"gmm"``,
+        ``"inne"``, ``"loda"``; :data:`pyod_ae_ext.latent.CODE_DETECTORS`) is fitted,
+        with PyOD's defaults and the detector's seed, on the reference codes instead,
+        and its ``decision_function`` of a row's code is the latent score. Saved
+        with the model as a checked PyOD state.
     backbone : str, default "mlp"
         The layers of the encoder and decoder (:mod:`pyod_ae_ext.backbones`): "mlp"
         (fully connected through ``hidden_dims``), "conv" (strided convolutions
@@ -317,7 +326,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
                  random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
-                 latent_reference_size=4096, backbone="mlp", input_shape=None, n_members=1,
+                 latent_reference_size=4096, latent_detector=None, backbone="mlp", input_shape=None, n_members=1,
                  member_subsample=None, member_params=None):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
@@ -342,6 +351,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self.latent_knn_weight = latent_knn_weight
         self.latent_knn_k = latent_knn_k
         self.latent_reference_size = latent_reference_size
+        self.latent_detector = latent_detector
         self.backbone = backbone
         self.input_shape = input_shape
         self.n_members = n_members
@@ -464,7 +474,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         """
         self.check_params()
         self._set_n_classes(y)
-        for stale in ("members_", "net_", "latent_reference_"):
+        for stale in ("members_", "net_", "latent_reference_", "latent_detector_"):
             self.__dict__.pop(stale, None)
         if self._n_networks() > 1:
             from .members import fit_members
@@ -532,19 +542,32 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
                 self.decision_scores_ = self._fit_latent_score(X, self.decision_scores_)
 
     def _fit_latent_score(self, X: torch.Tensor, own_scores: np.ndarray) -> np.ndarray:
-        """Keep the reference codes and both standardisers; return the combined training scores."""
+        """Keep the reference codes (or latent detector) and both standardisers; return the combined training scores."""
         codes = self._codes(X)
         index = latent.choose_reference(codes.shape[0], int(self.latent_reference_size),
                                         torch.Generator().manual_seed(self.seed_ + 2))
         self.latent_reference_ = codes[index.to(codes.device)].contiguous()
         own_position = torch.full((codes.shape[0],), -1, dtype=torch.long)
         own_position[index] = torch.arange(index.numel())
-        with torch.inference_mode():
-            distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k),
-                                            own_position.to(codes.device))
-        knn_scores = distances.double().cpu().numpy()
+        if self.latent_detector is None:
+            with torch.inference_mode():
+                distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k),
+                                                own_position.to(codes.device))
+            knn_scores = distances.double().cpu().numpy()
+        else:
+            self.latent_detector_ = latent.fit_code_detector(self.latent_detector, self.latent_reference_,
+                                                             self.seed_ + 2)
+            knn_scores = latent.code_detector_training_scores(self.latent_detector_, codes, own_position)
         self.latent_standardisers_ = (*latent.standardiser(own_scores), *latent.standardiser(knn_scores))
         return self._combine_latent(own_scores, knn_scores)
+
+    def _latent_scores(self, codes: torch.Tensor) -> np.ndarray:
+        """The latent-space score of new rows' codes (before standardising)."""
+        if self.latent_detector is None:
+            with torch.inference_mode():
+                distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k))
+            return distances.double().cpu().numpy()
+        return latent.code_detector_scores(self.latent_detector_, codes)
 
     def _codes(self, X: torch.Tensor) -> torch.Tensor:
         net = self.net_
@@ -686,9 +709,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             scores = torch.cat([self.row_score(net, batch) for batch in self.scoring_batches(X)])
         scores = scores.double().cpu().numpy()
         if self.latent_knn_weight and hasattr(self, "latent_reference_"):
-            with torch.inference_mode():
-                distances = latent.knn_distance(self._codes(X), self.latent_reference_, int(self.latent_knn_k))
-            scores = self._combine_latent(scores, distances.double().cpu().numpy())
+            scores = self._combine_latent(scores, self._latent_scores(self._codes(X)))
         return scores
 
     def scoring_batches(self, X: torch.Tensor):
@@ -848,6 +869,10 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         check_number("latent_knn_weight", self.latent_knn_weight, 0, 1)
         check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
         check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
+        if self.latent_detector is not None and self.latent_detector not in latent.CODE_DETECTORS:
+            raise ParameterError(f"latent_detector must be None (the kNN distance) or a PyOD detector whose score of "
+                                 f"a row does not depend on the rows scored with it: "
+                                 f"{', '.join(map(repr, latent.CODE_DETECTORS))}; got {self.latent_detector!r}")
         check_choice("corruption", self.corruption, [None, "gaussian", "mask"])
         from .members import check_member_params
 
@@ -908,6 +933,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         if self.latent_knn_weight:
             meta["latent_standardisers"] = list(self.latent_standardisers_)
             tensors["latent.reference"] = self.latent_reference_.detach().cpu().clone()
+            if self.latent_detector is not None:
+                from .persistence import skops_tensor
+
+                tensors["latent.detector"] = skops_tensor(self.latent_detector_,
+                                                          f"latent detector {self.latent_detector!r}")
         return meta, tensors
 
     def _restore_fitted_state(self, meta: dict, tensors: dict) -> None:
@@ -977,6 +1007,15 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
                                          f"the network makes codes of width {width}")
         self.latent_reference_ = reference.float().to(self.device_)
         self.latent_standardisers_ = tuple(float(v) for v in standardisers)
+        if self.latent_detector is not None:
+            from .persistence import skops_object
+            from .registry import find_detector
+
+            self.latent_detector_ = skops_object(tensors, "latent.detector", find_detector(self.latent_detector).cls,
+                                                 f"its latent detector {self.latent_detector!r}")
+            problem = latent.code_detector_problem(self.latent_detector_, width)
+            if problem:
+                raise InconsistentModelError(f"its latent detector {self.latent_detector!r} {problem}")
 
 
 

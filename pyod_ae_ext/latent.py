@@ -13,6 +13,10 @@ mean and standard deviation of its training-row values. The reference set is the
 of at most ``latent_reference_size`` training rows, drawn by the detector's seed and
 saved with the model, so memory and scoring time stay bounded and a row's score
 depends on the row alone. A training row's own code is left out of its neighbours.
+
+``latent_detector`` replaces the kNN distance by one of PyOD's detectors
+(:data:`CODE_DETECTORS`) fitted on the same reference codes: ``z_knn`` is then its
+standardised ``decision_function`` of the row's code.
 """
 from __future__ import annotations
 
@@ -70,6 +74,57 @@ def _k_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     if values.device.type == "cpu":  # numpy's introselect is several times faster than torch's CPU topk here
         return torch.from_numpy(np.argpartition(values.numpy(), k - 1, axis=1)[:, :k])
     return values.topk(k, dim=1, largest=False).indices
+
+
+CODE_DETECTORS = ("iforest", "knn", "lof", "pca", "ocsvm", "hbos", "mcd", "gmm", "inne", "loda")
+"""PyOD detectors ``latent_detector`` accepts: registered baselines whose score of a row does
+not depend on the other rows scored with it (ECOD and COPOD refit on the scored rows)."""
+
+
+def fit_code_detector(name: str, reference: torch.Tensor, seed: int):
+    """PyOD's detector ``name`` fitted on the reference codes (its defaults; ``random_state=seed`` where it has one)."""
+    from .errors import ParameterError
+    from .registry import build_detector
+
+    detector = build_detector(name, defaults={"random_state": seed})
+    try:
+        return detector.fit(_as_array(reference))
+    except ValueError as exc:  # e.g. more neighbours than reference codes
+        raise ParameterError(f"latent_detector={name!r} could not be fitted on {reference.shape[0]} reference "
+                             f"codes ({exc}); fit on more rows or use latent_detector=None") from None
+
+
+def code_detector_training_scores(detector, codes: torch.Tensor, reference_rows: torch.Tensor) -> np.ndarray:
+    """Scores of the training rows' codes: PyOD's own training scores for the reference rows.
+
+    A reference row's score comes from ``decision_scores_``, where PyOD's neighbour
+    detectors leave the row itself out, as :func:`knn_distance` does.
+    """
+    scores = code_detector_scores(detector, codes)
+    position = reference_rows.cpu().numpy()
+    in_reference = position >= 0
+    scores[in_reference] = np.asarray(detector.decision_scores_, dtype=np.float64)[position[in_reference]]
+    return scores
+
+
+def code_detector_scores(detector, codes: torch.Tensor) -> np.ndarray:
+    """The PyOD detector's ``decision_function`` of each code."""
+    return np.asarray(detector.decision_function(_as_array(codes)), dtype=np.float64)
+
+
+def code_detector_problem(detector, width: int) -> str | None:
+    """Why a loaded latent detector cannot score codes of ``width`` values, or None."""
+    try:
+        scores = code_detector_scores(detector, torch.zeros(1, width))
+    except Exception as exc:  # a crafted or mismatched state fails here, not when the user scores
+        return f"cannot score codes of width {width} ({type(exc).__name__}: {str(exc)[:200]})"
+    if scores.shape != (1,):
+        return f"returns {scores.shape} scores for one code"
+    return None
+
+
+def _as_array(codes: torch.Tensor) -> np.ndarray:
+    return codes.detach().double().cpu().numpy()
 
 
 def standardiser(values: np.ndarray) -> tuple[float, float]:

@@ -811,44 +811,62 @@ def _feature_names(detector):
 
 
 def _skops_tensors(detector, name: str) -> dict:
-    import skops.io
-
     if hasattr(detector, "series_windows_"):  # saved in the metadata, not in the skops payload
         detector = copy.copy(detector)
         del detector.series_windows_
-    payload = skops.io.dumps(detector)
+    return {"skops": skops_tensor(detector, f"detector {name!r}")}
+
+
+def skops_tensor(obj, what: str) -> torch.Tensor:
+    """``obj`` (a fitted PyOD detector) as a skops payload in a uint8 tensor.
+
+    Refuses, naming the types, a state that :func:`skops_object` would not load back.
+    """
+    import skops.io
+
+    payload = skops.io.dumps(obj)
     # never write a file that load_detector would refuse
-    root, nodes = skops_node_types(payload, f"detector {name!r}")
-    refused = refused_nodes(root, nodes, type(detector))
+    root, nodes = skops_node_types(payload, what)
+    refused = refused_nodes(root, nodes, type(obj))
     if refused:
-        raise AdscoreError(f"cannot save detector {name!r}: its fitted state holds object types adscore does "
+        raise AdscoreError(f"cannot save {what}: its fitted state holds object types adscore does "
                            f"not load back: {list_refused(refused)}; choose other parameters (e.g. another "
                            "metric), or report the types if these parameters should be supported")
-    return {"skops": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
+    return torch.frombuffer(bytearray(payload), dtype=torch.uint8)
 
 
 def _skops_detector(tensors: dict, expected_cls, source: str):
+    return skops_object(tensors, "skops", expected_cls, source)
+
+
+def skops_object(tensors: dict, key: str, expected_cls, source: str):
+    """The ``expected_cls`` object in the skops payload ``tensors[key]``, after the allow-list check.
+
+    The payload's types are checked against :data:`SKOPS_ALLOWED_NODES` (exact names)
+    before skops builds anything, and the built object's compiled index arrays are
+    checked before it is used; any problem is a :class:`ModelFileError`.
+    """
     import skops.io
 
-    payload = _skops_payload(tensors, source)
+    payload = _skops_payload(tensors, source, key)
     trusted = check_skops_payload(payload, expected_cls, source)
     try:
-        detector = skops.io.loads(payload, trusted=trusted)
+        obj = skops.io.loads(payload, trusted=trusted)
     except Exception as exc:
         raise ModelFileError(f"{source} is damaged ({describe_exception(exc)}); {REFIT_ADVICE}") from None
-    if type(detector) is not expected_cls:
-        raise ModelFileError(f"{source} holds a {type(detector).__name__}, not the "
+    if type(obj) is not expected_cls:
+        raise ModelFileError(f"{source} holds a {type(obj).__name__}, not the "
                              f"{expected_cls.__name__} its metadata names; {REFIT_ADVICE}")
-    check_compiled_structures(detector, source)
-    return detector
+    check_compiled_structures(obj, source)
+    return obj
 
 
-def _skops_payload(tensors: dict, source: str) -> bytes:
-    tensor = tensors.get("skops")
+def _skops_payload(tensors: dict, source: str, key: str = "skops") -> bytes:
+    tensor = tensors.get(key)
     if tensor is None:
-        raise inconsistent(source, "tensor 'skops' (the detector's fitted state) is missing")
+        raise inconsistent(source, f"tensor {key!r} (the detector's fitted state) is missing")
     if tensor.dtype != torch.uint8 or tensor.dim() != 1:
-        raise inconsistent(source, f"tensor 'skops' must be 1-D uint8 bytes, got {tensor.dtype} "
+        raise inconsistent(source, f"tensor {key!r} must be 1-D uint8 bytes, got {tensor.dtype} "
                                     f"of shape {tuple(tensor.shape)}")
     return tensor.numpy().tobytes()
 

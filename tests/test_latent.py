@@ -123,3 +123,58 @@ def test_every_family_honours_the_contract_with_latent_scoring(name):
 def test_invalid_latent_parameters(params):
     with pytest.raises(ParameterError):
         AutoEncoder(n_members=1, **params).fit(np.zeros((10, 2)))
+
+
+# ---- a PyOD detector on the codes (latent_detector) -------------------------------
+
+
+def _codes(detector, X):
+    x = detector.network_input(X)
+    with detector.scoring_context(rows=x.shape[0]):
+        return detector.row_code(detector.net_, x).double().cpu().numpy()
+
+
+def test_a_named_pyod_detector_fitted_on_the_reference_codes_is_the_latent_score():
+    from pyod.models.knn import KNN
+
+    rng = np.random.RandomState(0)
+    X, X_new = rng.normal(size=(300, 5)), rng.normal(size=(40, 5)) * 2
+    detector = AutoEncoder(n_members=1, latent_knn_weight=1.0, latent_detector="knn", latent_reference_size=200,
+                           epochs=3, random_state=0).fit(X)
+    reference = detector.latent_reference_.double().numpy()
+    knn = KNN().fit(reference)
+    _, _, mean, spread = detector.latent_standardisers_
+    np.testing.assert_allclose(detector.decision_function(X_new), (knn.decision_function(_codes(detector, X_new))
+                                                                   - mean) / spread, rtol=1e-6, atol=1e-9)
+    # a reference row's training score leaves the row itself out (PyOD's decision_scores_),
+    # unlike scoring the same code as a new row, whose nearest reference code is itself
+    train_codes = _codes(detector, X)
+    in_reference = np.array([np.any(np.all(np.isclose(reference, code), axis=1)) for code in train_codes])
+    assert 150 < in_reference.sum() <= 200
+    training = (detector.decision_scores_ * spread + mean)[in_reference]  # the reference keeps the rows' order
+    np.testing.assert_allclose(training, knn.decision_scores_, rtol=1e-6)
+    as_new = knn.decision_function(train_codes[in_reference])
+    assert np.all(as_new <= training + 1e-9) and np.mean(as_new < training - 1e-9) > 0.9
+
+
+@pytest.mark.parametrize("name", latent.CODE_DETECTORS)
+def test_every_code_detector_scores_rows_independently_and_round_trips(name, tmp_path):
+    check_detector(AutoEncoder(latent_detector=name, epochs=2, random_state=0, n_members=2, member_subsample=None))
+    X = np.random.RandomState(1).normal(size=(120, 4))
+    fitted = AutoEncoder(latent_detector=name, epochs=2, random_state=0, n_members=1).fit(X)
+    fitted.save(tmp_path / "m.adscore")
+    np.testing.assert_array_equal(pyod_ae_ext.load(tmp_path / "m.adscore").decision_function(X),
+                                  fitted.decision_function(X))
+
+
+@pytest.mark.parametrize("name", ["ecod", "copod", "iforest2", "ae"])
+def test_latent_detector_names_a_row_independent_pyod_detector(name):
+    with pytest.raises(ParameterError, match=r"latent_detector must be None \(the kNN distance\) or a PyOD detector "
+                                             r"whose score .* 'iforest', 'knn', .*'loda'; got"):
+        AutoEncoder(latent_detector=name).fit(np.zeros((20, 3)))
+
+
+def test_a_latent_detector_that_cannot_fit_the_reference_says_so():
+    with pytest.raises(ParameterError, match=r"latent_detector='knn' could not be fitted on 4 reference codes"):
+        AutoEncoder(latent_detector="knn", n_members=1, epochs=1, random_state=0).fit(
+            np.random.RandomState(0).normal(size=(4, 3)))

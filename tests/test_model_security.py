@@ -183,6 +183,47 @@ def test_crafted_payload_in_an_ensemble_member_is_refused(tmp_path, no_skops_loa
     assert not marker.exists()
 
 
+@pytest.fixture(scope="module")
+def latent_iforest_model(tmp_path_factory):
+    """An autoencoder whose latent score is an Isolation Forest on its codes (a nested PyOD state)."""
+    from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+
+    X = np.random.RandomState(0).normal(size=(120, 5))
+    detector = AutoEncoder(latent_detector="iforest", n_members=1, epochs=2, random_state=0).fit(X)
+    return write_model(tmp_path_factory.mktemp("latent") / "ae.adscore", detector)
+
+
+def _with_latent_payload(source, target, payload: bytes):
+    def swap(meta, tensors):
+        tensors["latent.detector"] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+    return rewrite_model(source, swap, target=target)
+
+
+def test_crafted_payload_as_a_latent_detector_is_refused(latent_iforest_model, tmp_path, no_skops_loading):
+    marker = tmp_path / "marker"
+    payload = malicious_skops_payload("exec", marker)
+    path = _with_latent_payload(latent_iforest_model, tmp_path / "evil.adscore", payload)
+    with pytest.raises(ModelFileError, match=f"^{path}: its latent detector 'iforest' contains object types adscore "
+                                             r"does not load: builtins.exec \(via ConstructorFromReduceNode\)"):
+        pyod_ae_ext.load(path)
+    assert not marker.exists()
+
+
+def test_a_latent_detector_of_another_class_or_width_is_refused(latent_iforest_model, tmp_path):
+    from pyod.models.iforest import IForest
+    from pyod.models.knn import KNN
+
+    knn = skops.io.dumps(KNN().fit(np.random.RandomState(0).normal(size=(30, 8))))
+    path = _with_latent_payload(latent_iforest_model, tmp_path / "knn.adscore", knn)
+    with pytest.raises(ModelFileError, match="holds a pyod.models.knn.KNN where its metadata names pyod"):
+        pyod_ae_ext.load(path)
+    narrow = skops.io.dumps(IForest(n_estimators=5).fit(np.random.RandomState(0).normal(size=(30, 3))))
+    path = _with_latent_payload(latent_iforest_model, tmp_path / "narrow.adscore", narrow)
+    with pytest.raises(ModelFileError, match="its latent detector 'iforest' cannot score codes of width 8"):
+        pyod_ae_ext.load(path)
+    assert pyod_ae_ext.load(latent_iforest_model).latent_detector_.n_estimators == 100
+
+
 @pytest.mark.parametrize("kind", MALFORMED_PAYLOAD_KINDS)
 def test_malformed_payload_is_refused(kind, tmp_path):
     path = write_malformed_payload_model(tmp_path / "odd.adscore", kind)
