@@ -13,10 +13,14 @@ mean average precision, mean rank (by ROC-AUC within a data set) and fit seconds
 then the ROC-AUC of every set (markdown).
 
     OMP_NUM_THREADS=1 python -m benchmarks.holdout --seeds 3 --out benchmarks/results/holdout.jsonl
+
+``-p KEY=VALUE`` (repeatable) runs the families with these parameters instead, labelled
+with them (e.g. ``-p n_members=20 -p member_subsample=256``), beside the same baselines.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -65,11 +69,16 @@ def main(argv=None) -> int:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--protocols", nargs="*", default=list(bench.PROTOCOLS))
     parser.add_argument("--max-rows", type=int, default=20_000)
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of every family (repeatable; values as Python literals)")
     parser.add_argument("--out", default="benchmarks/results/holdout.jsonl")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    params = {key.strip(): ast.literal_eval(value.strip())
+              for key, _, value in (pair.partition("=") for pair in args.param)}
+    suffix = "".join(f" {key}={value}" for key, value in params.items())
     detectors = [bench.resolve_detector(target, {}, label=label) for label, target in BASELINES]
-    detectors += [bench.resolve_detector(family, {}) for family in args.families]
+    detectors += [bench.resolve_detector(family, params, label=family + suffix) for family in args.families]
     sets = holdout_sets(args.max_rows)
     run_grid(detectors, sets, args.protocols, args.seeds, Path(args.out))
     records = [r for r in read_records(Path(args.out)) if r.get("dataset") in sets]
