@@ -20,6 +20,8 @@ standardised ``decision_function`` of the row's code.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -45,7 +47,8 @@ def knn_distance(codes: torch.Tensor, reference: torch.Tensor, k: int,
     float64 around the reference's centroid (a partial selection, not a sort, on the
     CPU), and their distances are then computed exactly from the codes, so the result
     is the plain per-row computation's up to float rounding, without a distance matrix
-    computed element by element or a full top-k.
+    computed element by element or a full top-k. On the CPU, blocks of rows run on
+    ``torch.get_num_threads()`` threads (the selection itself is single-threaded).
     """
     k = min(k, reference.shape[0] - (1 if reference_rows is not None else 0))
     if k < 1:
@@ -53,20 +56,25 @@ def knn_distance(codes: torch.Tensor, reference: torch.Tensor, k: int,
     centre = reference.double().mean(dim=0)
     centred_reference = reference.double() - centre
     reference_norms = (centred_reference * centred_reference).sum(dim=1)
+
+    def block_distances(part: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            # |x - r|^2 - |x|^2 (around the centre): the row's own norm does not change which references are nearest
+            ordering = torch.addmm(reference_norms, part.double() - centre, centred_reference.T, alpha=-2)
+            if own is not None:
+                rows = torch.nonzero(own >= 0).flatten()
+                ordering[rows, own[rows]] = float("inf")
+            nearest = _k_smallest(ordering, k)
+            return (part.unsqueeze(1) - reference[nearest]).norm(dim=2).mean(dim=1)
+
     block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(1, reference.shape[0]))
-    out = []
-    for start in range(0, codes.shape[0], block):
-        part = codes[start:start + block]
-        # |x - r|^2 - |x|^2: the row's own norm does not change which references are nearest
-        ordering = torch.addmm(reference_norms, part.double() - centre, centred_reference.T, alpha=-2)
-        if reference_rows is not None:
-            own = reference_rows[start:start + block]
-            rows = torch.nonzero(own >= 0).flatten()
-            ordering[rows, own[rows]] = float("inf")
-        nearest = _k_smallest(ordering, k)
-        distances = (part.unsqueeze(1) - reference[nearest]).norm(dim=2)
-        out.append(distances.mean(dim=1))
-    return torch.cat(out)
+    parts = codes.split(block)
+    owns = reference_rows.split(block) if reference_rows is not None else [None] * len(parts)
+    workers = min(torch.get_num_threads(), len(parts)) if codes.device.type == "cpu" else 1
+    if workers <= 1:
+        return torch.cat([block_distances(part, own) for part, own in zip(parts, owns)])
+    with ThreadPoolExecutor(workers) as pool:
+        return torch.cat(list(pool.map(block_distances, parts, owns)))
 
 
 def _k_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
