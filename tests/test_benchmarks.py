@@ -283,6 +283,7 @@ def test_quick_speed_suite(tmp_path):
 
 
 def test_the_holdout_is_every_set_outside_the_suite_up_to_a_size(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))  # benchmarks/ is a folder of the checkout, not of the package
     from benchmarks.holdout import holdout_sets, per_set_table
 
     folder = tmp_path / "adbench"
