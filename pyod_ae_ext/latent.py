@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from .errors import ParameterError
+
 _DISTANCE_BLOCK_ELEMENTS = 1 << 20  # rows x reference codes per distance block (cache-sized)
 
 
@@ -91,7 +93,6 @@ not depend on the other rows scored with it (ECOD and COPOD refit on the scored 
 
 def fit_code_detector(name: str, reference: torch.Tensor, seed: int):
     """PyOD's detector ``name`` fitted on the reference codes (its defaults; ``random_state=seed`` where it has one)."""
-    from .errors import ParameterError
     from .registry import build_detector
 
     detector = build_detector(name, defaults={"random_state": seed})
