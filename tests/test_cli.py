@@ -1,4 +1,5 @@
 """adscore on the command line (click's CliRunner), including every bad-input case."""
+import io
 import json
 
 import numpy as np
@@ -103,6 +104,23 @@ def test_demo_and_example(runner, tmp_path):
     assert "ROC-AUC" in result.stdout
     assert run(runner, "example", "-o", tmp_path / "ex.csv").exit_code == 0
     assert pd.read_csv(tmp_path / "ex.csv").shape == (369, 32)
+
+
+def test_demo_compares_with_other_detectors_on_the_same_rows(runner):
+    from pyod.models.knn import KNN
+    from sklearn.metrics import roc_auc_score
+
+    from pyod_ae_ext.cli.demo import example_bytes
+
+    result = run(runner, "demo", "--top", 3, "--compare", "knn, iforest")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("knn: ROC-AUC ") and lines[-1].startswith("iforest: ROC-AUC ")
+    frame = pd.read_csv(io.BytesIO(example_bytes()))
+    knn = KNN().fit(frame.drop(columns=["id", "label"]).to_numpy(float))
+    assert lines[-2] == f"knn: ROC-AUC {roc_auc_score(frame['label'], knn.decision_scores_):.3f}"
+    bad = runner.invoke(cli, ["demo", "--compare", "knn,nosuch"])
+    assert bad.exit_code == 2 and bad.output.count("Error:") == 1 and "fitting" not in bad.output
 
 
 # ---- bad input: one line, exit 2, no traceback, no output file ---------------
