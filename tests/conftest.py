@@ -15,6 +15,15 @@ def blobs():
 
 
 @pytest.fixture
+def rows():
+    """120 rows of 4 standard-normal features, the first 6 shifted by 5."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    X[:6] += 5.0
+    return X
+
+
+@pytest.fixture
 def runner():
     """click's in-process runner for `adscore` commands."""
     return CliRunner()

@@ -17,14 +17,6 @@ from pyod_ae_ext.plugins.vae import VAE
 SMALL = dict(hidden_dims=(8,), latent_dim=2, epochs=2, random_state=0)
 
 
-@pytest.fixture
-def rows():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 4))
-    X[:6] += 5.0
-    return X
-
-
 # --------------------------------------------------------------------------
 # the VAE's score_method (was `score`, which hid scikit-learn's score method)
 

@@ -10,14 +10,6 @@ from pyod_ae_ext.persistence import load_detector, read_metadata, read_model_fil
 pythresh_iqr = pytest.importorskip("pythresh.thresholds.iqr")
 
 
-@pytest.fixture
-def rows():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 4))
-    X[:6] += 5.0
-    return X
-
-
 class _FlagNothing:
     """A minimal object PyOD accepts as contamination: fit(scores) sets labels_ and thresh_."""
 
