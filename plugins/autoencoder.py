@@ -1,5 +1,4 @@
 """Plain autoencoder: the reference reconstruction-error detector."""
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 
 
@@ -31,9 +30,3 @@ class AutoEncoder(AutoEncoderDetector):
     def row_contributions(self, net, x):
         _, recon = net(x)
         return (recon - x).pow(2)
-
-
-@hookimpl
-def register_detectors(register):
-    register("ae", AutoEncoder, "Plain autoencoder, squared reconstruction error (reference)",
-             aliases=("autoencoder",))

@@ -6,7 +6,6 @@ import math
 import torch
 from torch import nn
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
@@ -262,10 +261,3 @@ def median_heuristic_gamma(net: AE1SVMNet, X: torch.Tensor, generator: torch.Gen
     if not math.isfinite(median) or median <= 1e-12:
         return 1.0  # degenerate codes (all equal): fall back to a unit width
     return 1.0 / (2.0 * median ** 2)
-
-
-@hookimpl
-def register_detectors(register):
-    register("deep-ocsvm", DeepOCSVM,
-             "AE-1SVM: autoencoder + one-class SVM on random Fourier features, trained jointly "
-             "(Nguyen & Vien 2018)", aliases=("ae-1svm",))

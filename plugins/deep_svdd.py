@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import ParameterError
@@ -220,9 +219,3 @@ class _RadiusSolver(Callback):
     def on_epoch_end(self, loop, epoch, logs):
         if epoch >= self.first_solved or epoch == loop.epochs - 1:
             self.detector._solve_radius(loop.train)
-
-
-@hookimpl
-def register_detectors(register):
-    register("deep-svdd", DeepSVDD, "Deep SVDD: bias-free network pulling normal data to a fixed centre, "
-                                    "one-class or soft-boundary objective (Ruff et al. 2018)")

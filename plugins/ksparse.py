@@ -6,7 +6,6 @@ import math
 import torch
 from torch import nn
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_number
 from pyod_ae_ext.errors import ParameterError
@@ -195,9 +194,3 @@ class SupportSchedule(Callback):
             loop.net.support = _round_half_up(self.latent_dim + fraction * (self.k - self.latent_dim))
         else:
             loop.net.support = self.k
-
-
-@hookimpl
-def register_detectors(register):
-    register("ksparse-ae", KSparseAE, "k-sparse autoencoder: top-k linear code, reconstruction error "
-                                      "(Makhzani & Frey 2013)", aliases=("ksparse", "k-sparse-ae"))

@@ -26,7 +26,6 @@ import math
 import numpy as np
 import torch
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.validation import as_feature_matrix, check_choice, check_number
 from pyod_ae_ext.plugins.autoencoder import AutoEncoder
 from pyod_ae_ext.errors import ParameterError
@@ -403,11 +402,3 @@ _complete_docstring(
     mask_doc="Shape (n_samples,) for ``groups='rows'``, (n_features,) for "
              "``groups='columns'``: the groups where ``S_`` is non-zero.",
 )
-
-
-@hookimpl
-def register_detectors(register):
-    register("rdae-l1", RDAEL1, "Robust deep autoencoder, l1-sparse corrupted entries "
-                                "(Zhou & Paffenroth, KDD 2017)", aliases=("rdae_l1",))
-    register("rdae-l21", RDAEL21, "Robust deep autoencoder, l2,1 group-sparse outlier rows "
-                                  "(Zhou & Paffenroth, KDD 2017)", aliases=("rdae", "rdae_l21"))

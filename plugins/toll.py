@@ -1,5 +1,4 @@
 """Toll: targeted-collapse regularised autoencoder (Ghafourian et al., 2024)."""
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector, squared_error
 from pyod_ae_ext.validation import check_choice, check_number
 
@@ -79,9 +78,3 @@ class Toll(AutoEncoderDetector):
     def latent_penalty(self, X):
         """The latent term ``lam * ||E(x)||`` of each row's score."""
         return self.family_score(X) - self.feature_contributions(X).sum(axis=1)
-
-
-@hookimpl
-def register_detectors(register):
-    register("toll", Toll, "Toll: autoencoder with a latent-norm penalty in loss and score "
-                           "(Ghafourian et al. 2024)")

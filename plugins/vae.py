@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.engine import AutoEncoderDetector
 from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.errors import DataError
@@ -465,9 +464,3 @@ def _median(values):
     n = values.shape[1]
     ordered = values.sort(dim=1).values
     return 0.5 * (ordered[:, (n - 1) // 2] + ordered[:, n // 2])
-
-
-@hookimpl
-def register_detectors(register):
-    register("vae", VAE, "Variational autoencoder: reconstruction probability (An & Cho 2015), "
-                         "reconstruction error or latent Wasserstein score (Pereira & Silveira 2018)")

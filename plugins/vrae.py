@@ -1,7 +1,6 @@
 """Variational recurrent autoencoder (Fabius & van Amersfoort 2015): the VAE on a recurrent backbone."""
 from __future__ import annotations
 
-from pyod_ae_ext import hookimpl
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.plugins.vae import VAE
 
@@ -50,9 +49,3 @@ class VRAE(VAE):
         if self.backbone not in RECURRENT_BACKBONES:
             raise ParameterError(f"vrae is recurrent: backbone must be one of {list(RECURRENT_BACKBONES)}, got "
                                  f"{self.backbone!r}; use detector 'vae' for other backbones")
-
-
-@hookimpl
-def register_detectors(register):
-    register("vrae", VRAE, "Variational recurrent autoencoder (Fabius & van Amersfoort 2015): LSTM/GRU VAE, "
-                           "reconstruction probability or latent Wasserstein score")

@@ -3,9 +3,9 @@
 Each family is one plugin (``autoencoder``, ``toll``, ...), registered through the
 entry-point group exactly as a third-party plugin is, by ``"module:Class"`` path: listing
 detectors imports neither torch nor the families' modules, and a class is imported the
-first time it is built. The families' own modules (``pyod_ae_ext.plugins.toll``, ...)
-keep their ``register_detectors`` hooks, registering the same names, classes and
-summaries (a test checks that the two agree), for anyone who registers them directly.
+first time it is built. This module is the only place the shipped detectors are
+registered; the families' modules (``pyod_ae_ext.plugins.toll``, ...) hold their math
+and nothing else.
 """
 from .hookspecs import hookimpl
 

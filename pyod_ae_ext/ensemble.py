@@ -28,7 +28,6 @@ from pyod.models.base import BaseDetector
 from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted
 
-from . import hookimpl
 from .observers import member_fitted
 from .validation import check_choice, check_new_data, check_number, check_training_data
 from .errors import AdscoreError, ParameterError, TrainingError
@@ -481,9 +480,3 @@ class Ensemble(ThresholderSupport, BaseDetector):
         return {"loc": require_tensor(tensors, "norm.loc", shape=(n_members,)).numpy().astype(np.float64),
                 "scale": require_tensor(tensors, "norm.scale", shape=(n_members,), positive=True)
                 .numpy().astype(np.float64)}
-
-
-@hookimpl
-def register_detectors(register):
-    register("ensemble", Ensemble, "Ensemble of registered detectors: normalised scores combined by "
-                                   "mean, max, median, AOM, MOA or weighted mean")
