@@ -1,6 +1,7 @@
 """What the suites share: the data folder, datasets, results files and markdown tables."""
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -139,6 +140,31 @@ def _load_average():
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def add_param_option(parser, help_text: str) -> None:
+    """``--param/-p KEY=VALUE`` (repeatable), read by :func:`parsed_params`."""
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def parsed_params(pairs) -> dict:
+    """``["KEY=VALUE", ...]`` as a dict, each value read as a Python literal."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"Error: -p needs KEY=VALUE, got {pair!r}")
+        try:
+            params[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"Error: -p {pair!r}: the value is not a Python literal (quote strings: "
+                             f"{key.strip()}='text')") from None
+    return params
+
+
+def param_label(params: dict) -> str:
+    """`` KEY=VALUE ...`` appended to a detector's label."""
+    return "".join(f" {key}={value}" for key, value in params.items())
 
 
 def read_records(path: Path) -> list:

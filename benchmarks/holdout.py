@@ -20,7 +20,6 @@ with them (e.g. ``-p n_members=20 -p member_subsample=256``), beside the same ba
 from __future__ import annotations
 
 import argparse
-import ast
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -30,7 +29,8 @@ import numpy as np
 from pyod_ae_ext import benchmarking as bench
 
 from .accuracy import DATASETS as SUITE
-from .common import markdown_table, read_records, require_datasets, run_grid
+from .common import (add_param_option, markdown_table, param_label, parsed_params, read_records, require_datasets,
+                     run_grid)
 from .members import render
 
 BASELINES = (("knn", "knn"), ("iforest", "iforest"), ("ecod", "ecod"),
@@ -69,14 +69,12 @@ def main(argv=None) -> int:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--protocols", nargs="*", default=list(bench.PROTOCOLS))
     parser.add_argument("--max-rows", type=int, default=20_000)
-    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                        help="a parameter of every family (repeatable; values as Python literals)")
+    add_param_option(parser, "a parameter of every family (repeatable; values as Python literals)")
     parser.add_argument("--out", default="benchmarks/results/holdout.jsonl")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    params = {key.strip(): ast.literal_eval(value.strip())
-              for key, _, value in (pair.partition("=") for pair in args.param)}
-    suffix = "".join(f" {key}={value}" for key, value in params.items())
+    params = parsed_params(args.param)
+    suffix = param_label(params)
     detectors = [bench.resolve_detector(target, {}, label=label) for label, target in BASELINES]
     detectors += [bench.resolve_detector(family, params, label=family + suffix) for family in args.families]
     sets = holdout_sets(args.max_rows)

@@ -22,7 +22,7 @@ from scipy.stats import rankdata
 from pyod_ae_ext import benchmarking as bench
 
 from .accuracy import DATASETS
-from .common import markdown_table, require_datasets, run_grid
+from .common import add_param_option, markdown_table, param_label, parsed_params, require_datasets, run_grid
 
 BASELINES = (("knn", "knn"), ("iforest", "iforest"), ("ecod", "ecod"),
              ("pyod:AutoEncoder", "pyod.models.auto_encoder:AutoEncoder"))
@@ -44,18 +44,21 @@ SETTINGS = {
 }
 
 
-def choices(families, settings):
+def choices(families, settings, params=None):
+    """The baselines, then every family at every setting (with ``params`` on top, named in the label)."""
+    params = params or {}
     out = [bench.resolve_detector(target, {}, label=label) for label, target in BASELINES]
     for family in families:
         for suffix in settings:
-            out.append(bench.resolve_detector(family, dict(SETTINGS[suffix]), label=f"{family} {suffix}"))
+            out.append(bench.resolve_detector(family, {**SETTINGS[suffix], **params},
+                                              label=f"{family} {suffix}{param_label(params)}"))
     return out
 
 
 def run(args) -> int:
     require_datasets()
     warnings.simplefilter("ignore")
-    detectors = choices(args.families, args.settings)
+    detectors = choices(args.families, args.settings, parsed_params(args.param))
     print(render(run_grid(detectors, args.datasets or DATASETS, args.protocols, args.seeds, Path(args.out))))
     return 0
 
@@ -95,6 +98,8 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--protocols", nargs="*", default=list(bench.PROTOCOLS))
     parser.add_argument("--datasets", nargs="*")
+    add_param_option(parser, "a parameter of every family, on top of each setting (repeatable; values as "
+                             "Python literals)")
     parser.add_argument("--out", default="benchmarks/results/members.jsonl")
     return run(parser.parse_args(argv))
 

@@ -43,7 +43,7 @@ import numpy as np
 import pyod_ae_ext
 from pyod_ae_ext import benchmarking as bench
 
-from .common import DatasetsMissing, dataset_path, environment, log
+from .common import DatasetsMissing, add_param_option, dataset_path, environment, log, parsed_params
 
 PAPER_AUC = 98.4
 CONV = {"backbone": "conv"}
@@ -156,8 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)), choices=range(10))
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1 (default 0)")
-    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                        help="a parameter of the conv Toll (repeatable; values as Python literals)")
+    add_param_option(parser, "a parameter of the conv Toll (repeatable; values as Python literals)")
     parser.add_argument("--latent-weights", type=float, nargs="+", default=[], metavar="W",
                         help="also score each conv fit with these latent kNN weights (from the same fit)")
     parser.add_argument("--conv-only", action="store_true", help="only the conv Toll (no MLP, KNN, IForest)")
@@ -179,12 +178,7 @@ def main(argv=None) -> int:
         print(time_fits())
         return 0
     digits = QUICK["digits"] if args.quick else args.digits
-    import ast
-
-    conv_params = {}
-    for pair in args.param:
-        key, _, value = pair.partition("=")
-        conv_params[key.strip()] = ast.literal_eval(value.strip())
+    conv_params = parsed_params(args.param)
     cells = []
     for digit in digits:
         for seed in range(args.first_seed, args.first_seed + args.seeds):

@@ -294,3 +294,18 @@ def test_the_holdout_is_every_set_outside_the_suite_up_to_a_size(tmp_path, monke
     assert holdout_sets(max_rows=20) == ["7_small", "12_edge"]  # 6_cardio is a suite set
     records = [{"protocol": "one-class", "dataset": "7_small", "detector": "knn", "roc_auc": r} for r in (0.5, 0.7)]
     assert "| 7_small | 60.0 |" in per_set_table(records, "one-class")
+
+
+def test_benchmark_params_are_literals_and_label_the_families(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.common import parsed_params
+    from benchmarks.members import choices
+
+    params = parsed_params(["hidden_dims=(32, 64)", " lam = 0.5", "score_method='wasserstein'"])
+    assert params == {"hidden_dims": (32, 64), "lam": 0.5, "score_method": "wasserstein"}
+    for bad in ("lam", "=1", "score_method=wasserstein"):
+        with pytest.raises(SystemExit, match="Error: -p"):
+            parsed_params([bad])
+    labelled = {c.label: c for c in choices(["ae"], ["K=1"], {"latent_knn_weight": 0.0})}
+    ae = labelled["ae K=1 latent_knn_weight=0.0"]
+    assert ae.params == {"n_members": 1, "latent_knn_weight": 0.0} and "knn" in labelled
