@@ -185,6 +185,8 @@ class KSparseAE(AutoEncoderDetector):
 class SupportSchedule(Callback):
     """Training support k: from ``latent_dim`` down to ``k`` linearly over the ``warmup`` epochs, then ``k``."""
 
+    batch_safe = True  # every member follows the same schedule
+
     def __init__(self, latent_dim: int, k: int, warmup: int):
         self.latent_dim, self.k, self.warmup = latent_dim, k, warmup
 

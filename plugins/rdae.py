@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from pyod_ae_ext.validation import as_feature_matrix, check_choice, check_number
+from pyod_ae_ext.validation import check_choice, check_number
 from pyod_ae_ext.plugins.autoencoder import AutoEncoder
 from pyod_ae_ext.errors import ParameterError
 from pyod_ae_ext.thresholding import is_fraction, threshold_labels
@@ -96,6 +96,8 @@ class _Alternation(Callback):
     hands the loop the new ``L_D = X - S`` to train on; the network and its optimiser
     continue across iterations. With ``inner = 0`` the iterations run after the loop.
     """
+
+    batch_safe = True  # it swaps same-shaped rows and reads the network's weights
 
     def __init__(self, detector, X: torch.Tensor, inner: int):
         self.detector, self.X, self.inner = detector, X, inner
@@ -216,18 +218,9 @@ class _RobustDeepAutoEncoder(AutoEncoder):
     def _groups(self) -> str:
         return "rows"
 
-    def fit(self, X, y=None):
-        """Fit on ``X`` (rows x features, contaminated is fine); ``y`` is ignored.
-
-        Besides PyOD's ``decision_scores_``, ``labels_`` and ``threshold_`` this sets
-        ``S_``, ``L_``, ``outlier_mask_``, ``n_iter_``, ``lambda_`` and ``convergence_``
-        (see the class docstring).
-        """
-        super().fit(X, y)
-        if self._has_members():  # each member has its own decomposition: members_[k].S_, .L_
-            return self
-        self.L_ = as_feature_matrix(X) - self.S_
-        return self
+    def finish_fit(self, X):
+        """``L_ = X - S_``, in the original units (each member's own with ``n_members > 1``)."""
+        self.L_ = X - self.S_
 
     # Loss, score and per-feature contributions are the plain autoencoder's squared
     # residual (inherited from AutoEncoder); see the class docstring for why.

@@ -18,6 +18,7 @@ method, through public hooks:
 ``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
 ``n_training_epochs()``        the epoch budget of the loop (default ``epochs``)
 ``make_optimizer(net)``        the optimiser (default: Adam on one flat buffer)
+``finish_fit(X)``              fitted attributes that need the original rows
 ``extra_fitted_state()``       fitted state beyond the network to save, and
 ``restore_extra_fitted_state`` its inverse
 =============================  ====================================================
@@ -451,6 +452,15 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         """The optimiser for ``net``: Adam over one flat buffer with ``lr`` and ``weight_decay``."""
         return FlatAdam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
+    def finish_fit(self, X: np.ndarray) -> None:
+        """Last step of fitting one network: set attributes that need the training rows as given.
+
+        ``X`` holds the checked training rows in their original units (float64), after
+        training and the training scores. Called once per network: for a detector with
+        members (``n_members > 1``) on each member with its own rows, not on the
+        detector. Default: nothing.
+        """
+
     def extra_fitted_state(self) -> tuple[dict, dict]:
         """Family-specific fitted state to save: (JSON-able dict, dict of CPU tensors)."""
         return {}, {}
@@ -484,15 +494,16 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             self.device_ = str(resolve_device(self.device))
             fit_members(self, X)
         else:
-            X_std = self._begin_fit(X)
+            X, X_std = self._begin_fit(X)
             self._train_network(X_std)
             self._end_fit(X_std)
+            self.finish_fit(X)
         self._check_finite_scores(self.decision_scores_, "training")
         self._process_decision_scores()
         return self
 
-    def _begin_fit(self, X) -> torch.Tensor:
-        """Check ``X``, fit the scaling, build ``net_``; return the standardised training rows."""
+    def _begin_fit(self, X) -> tuple[np.ndarray, torch.Tensor]:
+        """Check ``X``, fit the scaling, build ``net_``; return the checked rows and their standardised tensor."""
         X = check_training_data(self, X)
         get_backbone(self.backbone).check(self, X.shape[1])
         device = resolve_device(self.device)
@@ -510,7 +521,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self.history_ = {"loss": [], "val_loss": []}
         with self._seeded(), self._thread_budget(rows=self.batch_size):
             self.net_ = self.build_network(self.n_features_in_).to(device)
-        return X_std
+        return X, X_std
 
     def _training_setup(self, X: torch.Tensor) -> tuple:
         """(training rows, validation rows or None, callbacks) of this fit's training loop."""

@@ -12,10 +12,12 @@ and the family's own per-batch loss, written for one network, is mapped over tha
 with :func:`torch.func.vmap` — one forward, one backward and one Adam step update all
 of them. Each member keeps its own initialisation, shuffling and rows, so a member
 trained in the batch is the member trained alone (to float rounding) whenever the loss
-draws no random numbers (no dropout, corruption or sampling). Families whose training
-needs per-epoch callbacks (RDAE's alternation, the k-sparse schedule, the soft-boundary
-radius, early stopping), BatchNorm, or their own optimiser train their members one
-after the other; the result is the same kind of model.
+draws no random numbers (no dropout, corruption or sampling). Callbacks that act between
+epochs run for each member on its own network when they are marked
+:attr:`~pyod_ae_ext.training.Callback.batch_safe` (RDAE's alternation, the k-sparse
+schedule). Families with other between-epoch callbacks (the soft-boundary radius, early
+stopping), BatchNorm, or their own optimiser train their members one after the other;
+the result is the same kind of model.
 
 Scores: member k's score ``s_k(x)`` is standardised with the mean and standard
 deviation of its own training scores, and the detector's score is their mean::
@@ -186,7 +188,7 @@ def _fit_group(members, data, indices, total, verbose) -> None:
 
     The phases are those of the engine's ``fit``, so each member ends as if fitted alone.
     """
-    prepared = [member._begin_fit(X) for member, X in zip(members, data)]
+    checked, prepared = zip(*(member._begin_fit(X) for member, X in zip(members, data)))
     setups = [member._training_setup(X) for member, X in zip(members, prepared)]
     same_rows = len({setup[0].shape[0] for setup in setups}) == 1
     if same_rows and all(_batchable(member, *setup) for member, setup in zip(members, setups)):
@@ -196,9 +198,10 @@ def _fit_group(members, data, indices, total, verbose) -> None:
         for k, member, X in zip(indices, members, prepared):
             _report(verbose, f"member {k + 1}/{total}: training alone")
             member._train_network(X)
-    for member, X in zip(members, prepared):
+    for member, X, X_std in zip(members, checked, prepared):
         member._set_n_classes(None)
-        member._end_fit(X)
+        member._end_fit(X_std)
+        member.finish_fit(X)
         member._check_finite_scores(member.decision_scores_, "training")
         member._process_decision_scores()
 
@@ -215,13 +218,9 @@ def _training_groups(members) -> list:
 
 def _batchable(member, train, validation, callbacks) -> bool:
     """Whether ``member``'s training can run stacked with others (see the module docstring)."""
-    from .engine import AutoEncoderDetector
-
     if not member.trains_batched or validation is not None or member.batch_norm:
         return False
-    if type(member).n_training_epochs is not AutoEncoderDetector.n_training_epochs:
-        return False
-    return all(_between_epochs_free(callback) for callback in callbacks)
+    return all(callback.batch_safe or _between_epochs_free(callback) for callback in callbacks)
 
 
 def _between_epochs_free(callback) -> bool:
@@ -246,8 +245,11 @@ def _train_together(members, setups, verbose) -> None:
     """Train the networks of ``members`` (same shapes) as one stacked computation.
 
     ``setups`` holds each member's ``(train, validation, callbacks)``; each member's
-    callbacks run before and after training exactly as in its own training loop, under
-    its own seed, and its rows are shuffled by its own generator.
+    callbacks run exactly as in its own training loop, under its own seed, and its rows
+    are shuffled by its own generator. Callbacks that act between epochs (those marked
+    :attr:`~pyod_ae_ext.training.Callback.batch_safe`) see the member's own network,
+    holding its current weights, and may replace its training rows; a member whose
+    callback stops training keeps the weights it had then, while the others go on.
     """
     from torch.func import functional_call, vmap
 
@@ -256,75 +258,125 @@ def _train_together(members, setups, verbose) -> None:
     loops = [TrainingLoop(m, m.net_, train, None, callbacks=callbacks)
              for m, (train, _, callbacks) in zip(members, setups)]
     watchers = active_observers()  # e.g. the command line's progress bar: told once for the group
+    epochs = members[0].n_training_epochs()
     for loop in loops:
         loop.callbacks = [c for c in loop.callbacks if c not in watchers]
-        loop.epochs = members[0].n_training_epochs()
+        loop.epochs = epochs
     for member, loop in zip(members, loops):
         with member._seeded(offset=2), member._thread_budget(rows=member.batch_size):
             for callback in loop.callbacks:
                 callback.on_train_begin(loop)
     for watcher in watchers:
         watcher.on_train_begin(loops[0])
-    data = [loop.train for loop in loops]  # callbacks may have replaced the rows
     first = members[0]
     stacked_net = _stacked_network([m.net_ for m in members])
     params = dict(stacked_net.named_parameters())
     buffers = dict(stacked_net.named_buffers())
     optimizer = first.make_optimizer(stacked_net)
     family_loss = _FamilyLoss(first, first.net_)
-    names = list(params)
+    between_epochs = any(not _between_epochs_free(c) for loop in loops for c in loop.callbacks)
+    stopped: dict = {}  # member index -> its weights when its callbacks stopped it
 
     def member_loss(member_params, member_buffers, batch):
         state = {f"net.{k}": v for k, v in {**member_params, **member_buffers}.items()}
         return functional_call(family_loss, state, (batch,))
 
     batched_loss = vmap(member_loss, randomness="different")
-    n_rows = data[0].shape[0]
-    batch_size = min(first.batch_size, n_rows)
-    epochs = first.n_training_epochs()
+    batch_size = min(first.batch_size, loops[0].train.shape[0])
     with first._seeded(offset=2), first._thread_budget(rows=len(members) * batch_size):
-        for net in (m.net_ for m in members):
-            net.train()
         for epoch in range(epochs):
             for watcher in watchers:
                 watcher.on_epoch_begin(loops[0], epoch)
+            if between_epochs:
+                _run_member_callbacks(members, loops, stopped, params, buffers,
+                                      lambda loop, callback: callback.on_epoch_begin(loop, epoch))
+            for net in (m.net_ for m in members):
+                net.train()  # also after a callback evaluated it
             started = time.perf_counter()
-            orders = [torch.randperm(n_rows, generator=loop.generator).to(x.device) for loop, x in zip(loops, data)]
-            stacked = torch.stack([x[order] for x, order in zip(data, orders)])
-            totals = torch.zeros(len(members), device=stacked.device)
-            steps = 0
-            for start in range(0, n_rows, batch_size):
-                losses = batched_loss(params, buffers, stacked[:, start:start + batch_size])
-                optimizer.zero_grad()
-                losses.sum().backward()
-                optimizer.step()
-                totals += losses.detach()
-                steps += 1
-            epoch_losses = (totals / steps).tolist()
+            epoch_losses = _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size)
+            seconds = time.perf_counter() - started
             for k, (member, loss) in enumerate(zip(members, epoch_losses)):
+                if k in stopped:
+                    continue
                 if not math.isfinite(loss):
                     raise TrainingError(f"training loss of member {k + 1} became {loss} at epoch {epoch + 1}; "
                                         f"lower the learning rate (lr={first.lr}) or check the data for "
                                         "extreme values")
                 member.history_["loss"].append(loss)
-            mean_loss, seconds = sum(epoch_losses) / len(members), time.perf_counter() - started
+            mean_loss = sum(epoch_losses) / len(members)
             _report(verbose, f"members x{len(members)} epoch {epoch + 1}/{epochs}  mean loss {mean_loss:.6g}  "
                              f"{seconds:.2f}s")
+            if between_epochs:
+                _run_member_callbacks(members, loops, stopped, params, buffers,
+                                      lambda loop, callback: callback.on_epoch_end(
+                                          loop, epoch, {"loss": loop.history["loss"][-1], "val_loss": None,
+                                                        "seconds": seconds}))
             for watcher in watchers:
                 watcher.on_epoch_end(loops[0], epoch, {"loss": mean_loss, "val_loss": None, "seconds": seconds})
+            if len(stopped) == len(members):
+                break
     optimizer.release()
-    with torch.no_grad():
-        for k, member in enumerate(members):
-            state = {name: params[name][k] for name in names}
-            state.update({name: buffers[name][k] for name in buffers})
-            member.net_.load_state_dict(state)
-            member.n_epochs_ = len(member.history_["loss"])
+    _copy_to_members(members, params, buffers)
+    for k, state in stopped.items():
+        members[k].net_.load_state_dict(state)
     for member, loop in zip(members, loops):
+        member.n_epochs_ = len(member.history_["loss"])
         with member._seeded(offset=3), member._thread_budget(rows=member.batch_size):
             for callback in reversed(loop.callbacks):
                 callback.on_train_end(loop)
     for watcher in watchers:
         watcher.on_train_end(loops[0])
+
+
+def _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size) -> list:
+    """One epoch of every member at once: each shuffles its own rows; returns each member's mean batch loss."""
+    data = [loop.train for loop in loops]
+    n_rows = data[0].shape[0]
+    if any(x.shape != data[0].shape for x in data):
+        raise TrainingError("members trained together must keep training rows of one shape; a callback changed "
+                            "them (mark it batch_safe = False)")
+    orders = [torch.randperm(n_rows, generator=loop.generator).to(x.device) for loop, x in zip(loops, data)]
+    stacked = torch.stack([x[order] for x, order in zip(data, orders)])
+    totals = torch.zeros(len(loops), device=stacked.device)
+    steps = 0
+    for start in range(0, n_rows, batch_size):
+        losses = batched_loss(params, buffers, stacked[:, start:start + batch_size])
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step()
+        totals += losses.detach()
+        steps += 1
+    return (totals / steps).tolist()
+
+
+def _run_member_callbacks(members, loops, stopped, params, buffers, call) -> None:
+    """``call(loop, callback)`` for every callback of every member still training, on its current weights.
+
+    Each member's network first receives its slice of the stacked weights; whatever
+    the callbacks leave in it goes back. A member whose callbacks set
+    ``stop_training`` keeps its weights of this moment (in ``stopped``).
+    """
+    _copy_to_members(members, params, buffers)
+    for k, (member, loop) in enumerate(zip(members, loops)):
+        if k in stopped:
+            continue
+        with member._thread_budget(rows=member.batch_size):
+            for callback in loop.callbacks:
+                call(loop, callback)
+        if loop.stop_training:
+            stopped[k] = {name: value.detach().clone() for name, value in member.net_.state_dict().items()}
+    with torch.no_grad():
+        for k, member in enumerate(members):
+            state = member.net_.state_dict()
+            for name, value in (*params.items(), *buffers.items()):
+                value[k].copy_(state[name])
+
+
+def _copy_to_members(members, params, buffers) -> None:
+    """Load member k's slice of the stacked weights into ``members[k].net_``."""
+    with torch.no_grad():
+        for k, member in enumerate(members):
+            member.net_.load_state_dict({name: value[k] for name, value in (*params.items(), *buffers.items())})
 
 
 def _stacked_network(nets):

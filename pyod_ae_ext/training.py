@@ -44,6 +44,18 @@ class Callback:
     ends the run after the current epoch (``loop.stop_reason`` says why).
     """
 
+    batch_safe = False
+    """Whether members (``n_members > 1``) may still train as one stacked computation with this callback.
+
+    Callbacks acting only in :meth:`on_train_begin` / :meth:`on_train_end` never stop
+    that. One acting between epochs may declare ``batch_safe = True`` when it keeps the
+    shape of ``loop.train`` (it may replace the rows), leaves ``loop.optimizer`` alone,
+    changes the network only through its weights or through attributes that every
+    member sets alike, and does not change what the family's loss reads from the
+    detector. In stacked training it is then called for each member with that member's
+    loop and network, holding its current weights.
+    """
+
     def on_train_begin(self, loop: TrainingLoop) -> None:
         """Before the first epoch."""
 
@@ -175,6 +187,8 @@ class EarlyStopping(Callback):
         Whether epochs before ``start_epoch`` are evaluated at all (False saves the
         validation passes when nothing is recorded for them).
     """
+
+    batch_safe = True  # members train stacked only without validation rows, where it does nothing
 
     def __init__(self, patience: int, start_epoch: int = 0, min_delta: float = 1e-7,
                  evaluate_before_start: bool = True):

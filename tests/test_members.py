@@ -1,16 +1,19 @@
 """Members: many networks of one family in one detector (pyod_ae_ext.members)."""
 import numpy as np
 import pytest
+import torch
 
 import pyod_ae_ext
-from pyod_ae_ext.errors import InconsistentModelError, ModelFileError, ParameterError
+from pyod_ae_ext.errors import InconsistentModelError, ModelFileError, ParameterError, TrainingError
+from pyod_ae_ext.plugins.autoencoder import AutoEncoder
+from pyod_ae_ext.training import Callback
 from pyod_ae_ext.persistence import read_model_file, write_model_file
 from pyod_ae_ext.testing import check_detector
 
 FAMILIES = ["ae", "toll", "rdae-l1", "rdae-l21", "vae", "ksparse-ae", "deep-ocsvm", "deep-svdd"]
 # Families whose loss draws no random numbers by default, so a member trained in the
 # batch must equal the member trained alone.
-DETERMINISTIC_LOSS = ["ae", "toll", "deep-ocsvm", "deep-svdd"]
+DETERMINISTIC_LOSS = ["ae", "toll", "rdae-l1", "rdae-l21", "ksparse-ae", "deep-ocsvm", "deep-svdd"]
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +157,53 @@ def test_inconsistent_standardisers_are_refused():
     with pytest.raises(InconsistentModelError, match="members"):
         restore_members(detector, {"n_features_in": 3, "members": [], "member_params": [],
                                    "member_sample_sizes": []}, {})
+
+
+class _StopAfterSeedEpochs(Callback):
+    """Stops a member after 1-3 epochs, depending on its seed: members of one batch stop at different times."""
+
+    batch_safe = True
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, loop, epoch, logs):
+        if epoch + 1 == self.epochs:
+            loop.stop_training = True
+
+
+class _EarlyStoppingAE(AutoEncoder):
+    def training_callbacks(self, X):
+        return [_StopAfterSeedEpochs(1 + self.random_state % 3)]
+
+
+def test_a_member_stopped_by_its_callback_keeps_its_weights_while_the_batch_trains_on(X, capsys):
+    params = {"epochs": 5, "member_subsample": None, "latent_knn_weight": 0.0}
+    detector = _EarlyStoppingAE(**params, n_members=4, random_state=1, verbose=True).fit(X)
+    assert "training together" in capsys.readouterr().err
+    lengths = [len(m.history_["loss"]) for m in detector.members_]
+    assert len(set(lengths)) > 1 and max(lengths) <= 3
+    for member in detector.members_:
+        alone = _EarlyStoppingAE(**params, n_members=1, random_state=member.random_state).fit(X)
+        assert member.history_["loss"] == pytest.approx(alone.history_["loss"], rel=1e-4)
+        np.testing.assert_allclose(member.decision_function(X), alone.decision_function(X), rtol=1e-4, atol=1e-5)
+
+
+class _GrowingRows(Callback):
+    batch_safe = True  # wrongly: members' row counts drift apart
+
+    def on_epoch_end(self, loop, epoch, logs):
+        loop.train = torch.cat([loop.train, loop.train[:loop.detector.random_state % 2]])
+
+
+class _GrowingAE(AutoEncoder):
+    def training_callbacks(self, X):
+        return [_GrowingRows()]
+
+
+def test_a_callback_that_breaks_the_stacked_shape_is_a_clear_error(X):
+    detector = _GrowingAE(epochs=3, n_members=4, member_subsample=None, random_state=1)
+    seeds = np.random.RandomState(1).randint(np.iinfo(np.int32).max, size=4)  # as fit_members draws them
+    assert len(set(seeds % 2)) == 2
+    with pytest.raises(TrainingError, match="batch_safe"):
+        detector.fit(X)
