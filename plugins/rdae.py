@@ -143,6 +143,9 @@ class _Alternation(Callback):
         self.converged = c1 < detector.tol or c2 < detector.tol
 
 
+_DECOMPOSITION = ("S_", "L_", "outlier_mask_", "n_iter_", "lambda_", "convergence_")
+
+
 class _RobustDeepAutoEncoder(AutoEncoder):
     """Shared alternating scheme of RDAE-l1 and RDAE-l2,1; see the subclasses."""
 
@@ -221,6 +224,15 @@ class _RobustDeepAutoEncoder(AutoEncoder):
     def finish_fit(self, X):
         """``L_ = X - S_``, in the original units (each member's own with ``n_members > 1``)."""
         self.L_ = X - self.S_
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails: explain where a members detector keeps the decomposition
+        if name in _DECOMPOSITION and "members_" in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__} with {len(self.members_)} members has no {name}: each member decomposes "
+                f"its own rows (members_[k].{name}); n_members=1 gives the paper's single decomposition of every "
+                "training row")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # Loss, score and per-feature contributions are the plain autoencoder's squared
     # residual (inherited from AutoEncoder); see the class docstring for why.

@@ -108,6 +108,8 @@ def test_explanations_add_up_over_members(X):
 def test_rdae_members_keep_their_own_decomposition(X):
     detector = _fit("rdae-l21", X, n_members=2)
     assert not hasattr(detector, "S_")
+    with pytest.raises(AttributeError, match=r"members_\[k\]\.L_\); n_members=1"):
+        detector.L_
     for member in detector.members_:
         np.testing.assert_allclose(member.L_ + member.S_, X)
 
