@@ -35,7 +35,9 @@ requirement, Ruff et al. 2018, Prop. 2).
 Optional attributes: ``scaling`` (``"feature"`` or ``"global"``), how
 ``standardize=True`` scales the data for this backbone (per feature when absent), and
 ``widest(detector, n_features)``, the values per row of the largest activation (sizes
-scoring batches and the thread budget; the widest of ``hidden_dims`` when absent).
+scoring batches and the thread budget; the widest of ``hidden_dims`` when absent), and
+``default_hidden_dims``, what ``hidden_dims="auto"`` means for this backbone
+(:data:`~pyod_ae_ext.engine.DEFAULT_HIDDEN_DIMS` when absent).
 """
 from __future__ import annotations
 

@@ -22,10 +22,11 @@ engine's default ``standardize=True``: :attr:`ConvBackbone.scaling` is ``"global
     decoder mirrors it: a linear layer to the last feature map, then 3x3 transposed
     convolutions with stride 2, padding 1 and the output padding that restores each
     level's exact size. ``activation``, ``batch_norm`` (BatchNorm2d) and ``dropout``
-    apply after every hidden convolution as in the MLP. With the engine's default
-    ``hidden_dims=(64, 32)`` a 28 x 28 image passes through 64 maps of 14 x 14 and 32
-    of 7 x 7 (MNIST figures in benchmarks/RESULTS.md, "Images"); ``(16, 32)`` trains
-    about 2.5 times faster on a CPU.
+    apply after every hidden convolution as in the MLP. Its default channels
+    (``hidden_dims="auto"``) are ``(32, 64, 128)``: the channel count doubles as the
+    maps halve, the usual progression of convolutional encoders, so a 28 x 28 image
+    passes through 32 maps of 14 x 14, 64 of 7 x 7 and 128 of 4 x 4 (chosen on MNIST
+    against the MLP's ``(64, 32)`` read as channels: benchmarks/RESULTS.md, "Images").
 ``"toll-mnist"``
     The MNIST network of Toll (Ghafourian et al., "Targeted collapse regularized
     autoencoder for anomaly detection: black hole at the center", IEEE TNNLS 2024),
@@ -93,6 +94,7 @@ class ConvBackbone:
 
     name = "conv"
     scaling = "global"
+    default_hidden_dims = (32, 64, 128)
 
     def check(self, detector, n_features: int) -> None:
         image_shape(detector, n_features)

@@ -107,6 +107,10 @@ SCALE_FLOOR_FILL = 0.9
 SCALE_FLOOR_FILL_TOLERANCE = 1.5
 
 
+DEFAULT_HIDDEN_DIMS = (64, 32)
+"""``hidden_dims="auto"`` for backbones without a ``default_hidden_dims`` of their own (the MLP's)."""
+
+
 def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row squared reconstruction error ``||x - x_hat||^2``."""
     return (recon - target).pow(2).sum(dim=1)
@@ -168,8 +172,11 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         Expected fraction of anomalies; sets ``threshold_`` as in PyOD. A thresholder
         object PyOD accepts (e.g. ``pythresh.thresholds.iqr.IQR()``) chooses the
         threshold from the training scores instead (:mod:`pyod_ae_ext.thresholding`).
-    hidden_dims : sequence of int, default (64, 32)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
+    hidden_dims : sequence of int or "auto", default "auto"
+        Widths of the encoder's hidden layers (channel counts for "conv"); the
+        decoder mirrors them. "auto" is the backbone's own default
+        (:data:`DEFAULT_HIDDEN_DIMS`, ``(64, 32)``, unless the backbone names others:
+        ``(32, 64, 128)`` channels for "conv").
     latent_dim : int, default 8
         Width of the bottleneck (the code ``E(x)``).
     activation : str, default "relu"
@@ -322,7 +329,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         if "__init__" in cls.__dict__:
             cls.__init__.__signature__ = _merged_signature(cls)
 
-    def __init__(self, contamination=0.1, hidden_dims=(64, 32), latent_dim=8, activation="relu",
+    def __init__(self, contamination=0.1, hidden_dims="auto", latent_dim=8, activation="relu",
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto",
@@ -789,7 +796,9 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         check_is_fitted(self, ["members_" if self._has_members() else "net_", "decision_scores_"])
 
     def hidden_widths(self) -> tuple:
-        """``hidden_dims`` as a tuple of ints (a single int means one hidden layer)."""
+        """``hidden_dims`` as a tuple of ints (a single int means one hidden layer; "auto" the backbone's default)."""
+        if isinstance(self.hidden_dims, str) and self.hidden_dims == "auto":
+            return tuple(getattr(get_backbone(self.backbone), "default_hidden_dims", DEFAULT_HIDDEN_DIMS))
         if isinstance(self.hidden_dims, numbers.Integral):
             return (int(self.hidden_dims),)
         return tuple(int(h) for h in self.hidden_dims)
@@ -858,11 +867,14 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     def _check_engine_params(self):
         dims = self.hidden_dims
-        if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+        if isinstance(dims, str) and dims == "auto":
+            dims = ()
+        elif isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
             dims = (dims,)
         if not isinstance(dims, (tuple, list)) or not all(
                 isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in dims):
-            raise ParameterError(f"hidden_dims must be a sequence of positive integers, got {self.hidden_dims!r}")
+            raise ParameterError(f"hidden_dims must be 'auto' or a sequence of positive integers, got "
+                                 f"{self.hidden_dims!r}")
         check_number("latent_dim", self.latent_dim, 1, integer=True)
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_number("dropout", self.dropout, 0, 0.99)

@@ -307,7 +307,7 @@ def test_params_lists_defaults_types_and_meanings(runner):
     text = run(runner, "params", "toll").stdout
     lines = {line.split()[0]: line for line in text.splitlines()[3:]}
     assert "Weight of the latent-norm term" in lines["lam"] and "float" in lines["lam"]
-    assert "(64, 32)" in lines["hidden_dims"] and "Widths of the encoder's hidden layers" in lines["hidden_dims"]
+    assert "'auto'" in lines["hidden_dims"] and "Widths of the encoder's hidden layers" in lines["hidden_dims"]
     header = text.splitlines()[2]
     assert header.index("meaning") == lines["lam"].index("Weight")  # aligned columns
 

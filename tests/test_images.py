@@ -655,3 +655,19 @@ def test_cli_flat_array_with_an_image_backbone_gets_pixel_names(tmp_path, runner
     np.savez("flat15.npz", X=np.zeros((10, 15)))
     assert_clean_error(runner.invoke(cli, ["fit", "-d", "toll", "--backbone", "conv", "flat15.npz", "-o", "x.adscore"]),
                        "cannot infer the image shape of 15 features")
+
+
+def test_hidden_dims_auto_is_the_backbones_own_default():
+    from pyod_ae_ext.engine import DEFAULT_HIDDEN_DIMS
+
+    mlp = pyod_ae_ext.make_detector("ae")
+    conv = pyod_ae_ext.make_detector("ae", backbone="conv")
+    assert mlp.hidden_dims == conv.hidden_dims == "auto"
+    assert mlp.hidden_widths() == DEFAULT_HIDDEN_DIMS == (64, 32)
+    assert conv.hidden_widths() == (32, 64, 128)
+    channels = [m.out_channels for m in conv.set_params(n_members=1).build_network(64).encoder
+                if isinstance(m, torch.nn.Conv2d)]
+    assert channels == [32, 64, 128]
+    assert pyod_ae_ext.make_detector("ae", backbone="conv", hidden_dims=(8,)).hidden_widths() == (8,)
+    with pytest.raises(ParameterError, match="'auto' or a sequence"):
+        pyod_ae_ext.make_detector("ae", hidden_dims="wide").fit(np.zeros((4, 2)))
