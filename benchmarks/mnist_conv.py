@@ -9,8 +9,8 @@ for users.
 
 Detectors, in the same run on the same splits:
 
-* ``toll`` with ``backbone="conv"`` and otherwise its defaults (``hidden_dims=(64, 32)``
-  read as channel counts, ``latent_dim=8``, 50 epochs, batch 128, global pixel scaling,
+* ``toll`` with ``backbone="conv"`` and otherwise its defaults (``hidden_dims="auto"``:
+  channels (32, 64, 128), ``latent_dim=8``, 50 epochs, batch 128, global pixel scaling,
   latent-space kNN weight 0.5). Both scores of the one fitted model are reported: the
   default score (``decision_function``) and the paper's own score
   (``family_score``: reconstruction error + lam * ||E(x)||^2, no kNN term).
