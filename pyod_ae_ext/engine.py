@@ -173,10 +173,9 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         object PyOD accepts (e.g. ``pythresh.thresholds.iqr.IQR()``) chooses the
         threshold from the training scores instead (:mod:`pyod_ae_ext.thresholding`).
     hidden_dims : sequence of int or "auto", default "auto"
-        Widths of the encoder's hidden layers (channel counts for "conv"); the
-        decoder mirrors them. "auto" is the backbone's own default
-        (:data:`DEFAULT_HIDDEN_DIMS`, ``(64, 32)``, unless the backbone names others:
-        ``(32, 64, 128)`` channels for "conv").
+        Widths of the encoder's hidden layers; the decoder mirrors them. "auto":
+        ``(64, 32)``, or channels ``(32, 64, 128)`` with ``backbone="conv"`` (each
+        backbone's ``default_hidden_dims``, else :data:`DEFAULT_HIDDEN_DIMS`).
     latent_dim : int, default 8
         Width of the bottleneck (the code ``E(x)``).
     activation : str, default "relu"
