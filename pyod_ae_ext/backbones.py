@@ -37,7 +37,9 @@ Optional attributes: ``scaling`` (``"feature"`` or ``"global"``), how
 ``widest(detector, n_features)``, the values per row of the largest activation (sizes
 scoring batches and the thread budget; the widest of ``hidden_dims`` when absent), and
 ``default_hidden_dims``, what ``hidden_dims="auto"`` means for this backbone
-(:data:`~pyod_ae_ext.engine.DEFAULT_HIDDEN_DIMS` when absent).
+(:data:`~pyod_ae_ext.engine.DEFAULT_HIDDEN_DIMS` when absent), and ``trains_batched``:
+False when its layers cannot be mapped with :func:`torch.func.vmap` (recurrent
+layers), so that members (``n_members > 1``) train one after the other.
 """
 from __future__ import annotations
 

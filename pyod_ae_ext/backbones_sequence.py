@@ -147,6 +147,8 @@ class RecurrentDecoder(nn.Module):
 class RecurrentBackbone:
     """Stacked LSTM or GRU layers (see the module docstring)."""
 
+    trains_batched = False  # torch.func.vmap has no batching rule for LSTM/GRU: members train one by one
+
     def __init__(self, cell: str):
         self.name = self.cell = cell
 

@@ -16,8 +16,8 @@ draws no random numbers (no dropout, corruption or sampling). Callbacks that act
 epochs run for each member on its own network when they are marked
 :attr:`~pyod_ae_ext.training.Callback.batch_safe` (RDAE's alternation, the k-sparse
 schedule). Families with other between-epoch callbacks (the soft-boundary radius, early
-stopping), BatchNorm, or their own optimiser train their members one after the other;
-the result is the same kind of model.
+stopping), BatchNorm, recurrent backbones, or their own optimiser train their members
+one after the other; the result is the same kind of model.
 
 Scores: member k's score ``s_k(x)`` is standardised with the mean and standard
 deviation of its own training scores, and the detector's score is their mean::
@@ -218,7 +218,11 @@ def _training_groups(members) -> list:
 
 def _batchable(member, train, validation, callbacks) -> bool:
     """Whether ``member``'s training can run stacked with others (see the module docstring)."""
+    from .backbones import get_backbone
+
     if not member.trains_batched or validation is not None or member.batch_norm:
+        return False
+    if not getattr(get_backbone(member.backbone), "trains_batched", True):
         return False
     return all(callback.batch_safe or _between_epochs_free(callback) for callback in callbacks)
 

@@ -148,8 +148,10 @@ def test_refitting_with_one_network_forgets_the_members(X):
     np.testing.assert_array_equal(detector.decision_function(X), _fit("ae", X).decision_function(X))
 
 
-def test_a_detector_with_members_passes_the_contract_kit():
-    check_detector(pyod_ae_ext.make_detector("toll", n_members=3, epochs=2, random_state=0))
+@pytest.mark.parametrize("name", [*FAMILIES, "vrae"])
+def test_every_family_with_members_passes_the_contract_kit(name):
+    """The contract suite (tests/test_contract.py) runs every family with one network; here with two."""
+    check_detector(pyod_ae_ext.make_detector(name, n_members=2, member_subsample=0.8, epochs=2, random_state=0))
 
 
 def test_inconsistent_standardisers_are_refused():
