@@ -250,10 +250,11 @@ def _train_together(members, setups, verbose) -> None:
 
     ``setups`` holds each member's ``(train, validation, callbacks)``; each member's
     callbacks run as in its own training loop (before and after training under its own
-    seed), and its rows are shuffled by its own generator. Callbacks that act between epochs (those marked
-    :attr:`~pyod_ae_ext.training.Callback.batch_safe`) see the member's own network,
-    holding its current weights, and may replace its training rows; a member whose
-    callback stops training keeps the weights it had then, while the others go on.
+    seed), and its rows are shuffled by its own generator. Callbacks that act between
+    epochs (those marked :attr:`~pyod_ae_ext.training.Callback.batch_safe`) see the
+    member's own network, holding its current weights, and may replace its training
+    rows; a member whose callback stops training keeps the weights it had then, while
+    the others go on.
     """
     from torch.func import functional_call, vmap
 
