@@ -125,6 +125,14 @@ def test_info_shows_how_the_model_was_fitted(runner, data_csv, tmp_path):
     assert meta["training"]["n_rows"] == 80 and meta["training"]["loss"][""]["epochs"] == 3
 
 
+def test_info_says_what_auto_parameters_resolved_to(runner, data_csv, tmp_path):
+    model = tmp_path / "ae.adscore"
+    run(runner, "fit", "-d", "ae", "-p", "epochs=2", "--exclude", "id,note,label", data_csv, "-o", model)
+    text = run(runner, "info", model).stdout
+    assert "hidden_dims = 'auto' -> (64, 32)" in text and "n_members = 'auto' -> 10" in text, text
+    assert "member_subsample = 'auto' -> 512" in text and "device = 'auto'\n" in text
+
+
 def test_info_of_an_ensemble_shows_each_members_loss(runner, data_csv, tmp_path):
     model = tmp_path / "ens.adscore"
     result = run(runner, "fit", "-d", "toll", "-d", "ecod", "--combine", "mean", "-p", "toll.epochs=2",

@@ -103,7 +103,8 @@ def describe(detector):
 def info(model, as_json, sign_key_file):
     """Show what a model file holds and how it was fitted.
 
-    Detector, parameters, features, the id/excluded/label columns `fit` was given
+    Detector, parameters (and what an autoencoder's "auto" ones resolved to: widths,
+    members, rows per member), features, the id/excluded/label columns `fit` was given
     (later commands reuse them), training rows, fit date and duration, final training
     loss and whether it was still falling, the threshold and where it came from, the
     content hash, versions.
@@ -140,10 +141,23 @@ def info(model, as_json, sign_key_file):
     for label, text in lines:
         click.echo(f"{label + ':':<{width}}{text}")
     click.echo("parameters:")
+    meanings = _auto_meanings(detector)
     for name, value in sorted(meta.get("params", {}).items()):
         if isinstance(value, dict) and set(value) == {"__tuple__"}:
             value = tuple(value["__tuple__"])
-        click.echo(f"  {name} = {value!r}")
+        meaning = f" -> {meanings[name]!r}" if value == "auto" and name in meanings else ""
+        click.echo(f"  {name} = {value!r}{meaning}")
+
+
+def _auto_meanings(detector) -> dict:
+    """What the engine's ``"auto"`` parameters resolved to for this detector (its backbone and members rule)."""
+    from ..engine import AutoEncoderDetector
+    from ..members import resolved_members
+
+    if not isinstance(detector, AutoEncoderDetector):
+        return {}
+    n_members, subsample = resolved_members(detector)
+    return {"hidden_dims": detector.hidden_widths(), "n_members": n_members, "member_subsample": subsample}
 
 
 def training_summary(detector) -> dict:
