@@ -262,7 +262,7 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
         raise inconsistent(source, f"its state is {'not ' if uses_skops else ''}a PyOD/skops state, "
                                     f"but detector {spec.name!r} {'needs' if uses_skops else 'does not use'} one")
     if uses_skops:
-        detector = _skops_detector(tensors, spec.cls, source)
+        detector = skops_object(tensors, "skops", spec.cls, source)
         _check_skops_params(detector, meta["params"], spec.name, source)
     else:
         _restore_fitted(detector, meta["state"], tensors, source)
@@ -835,10 +835,6 @@ def skops_tensor(obj, what: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(payload), dtype=torch.uint8)
 
 
-def _skops_detector(tensors: dict, expected_cls, source: str):
-    return skops_object(tensors, "skops", expected_cls, source)
-
-
 def skops_object(tensors: dict, key: str, expected_cls, source: str):
     """The ``expected_cls`` object in the skops payload ``tensors[key]``, after the allow-list check.
 
@@ -861,7 +857,7 @@ def skops_object(tensors: dict, key: str, expected_cls, source: str):
     return obj
 
 
-def _skops_payload(tensors: dict, source: str, key: str = "skops") -> bytes:
+def _skops_payload(tensors: dict, source: str, key: str) -> bytes:
     tensor = tensors.get(key)
     if tensor is None:
         raise inconsistent(source, f"tensor {key!r} (the detector's fitted state) is missing")
