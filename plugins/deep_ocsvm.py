@@ -212,7 +212,7 @@ class DeepOCSVM(AutoEncoderDetector):
         """
         net = self.net_
         net.eval()
-        margins = torch.cat([net(batch)[2] for batch in self.scoring_batches(train)])
+        margins = self.map_batches(lambda batch: net(batch)[2], train)
         k = min(max(int(math.ceil(self.nu * margins.numel() - 1e-9)), 1), margins.numel())
         net.rho.fill_(torch.kthvalue(margins.float().cpu(), k).values.item())
 

@@ -153,7 +153,7 @@ class DeepSVDD(AutoEncoderDetector):
     def _init_center(self, train):
         net = self.net_
         net.eval()
-        c = torch.cat([net.encoder(batch) for batch in self.scoring_batches(train)]).mean(dim=0)
+        c = self.map_batches(net.encoder, train).mean(dim=0)
         near_zero = c.abs() < self.eps
         c[near_zero] = torch.where(c[near_zero] < 0, -self.eps, self.eps)
         net.center.copy_(c)
@@ -163,7 +163,7 @@ class DeepSVDD(AutoEncoderDetector):
         """R = the (1 - nu)-quantile of the training rows' distances to c (paper, Section 3.1)."""
         net = self.net_
         net.eval()
-        distances = torch.cat([net(batch) for batch in self.scoring_batches(train)]).sqrt()
+        distances = self.map_batches(net, train).sqrt()
         net.radius.fill_(torch.quantile(distances.double(), 1 - self.nu).item())
 
     def row_loss(self, net, x, target):

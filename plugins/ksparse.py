@@ -177,8 +177,7 @@ class KSparseAE(AutoEncoderDetector):
         """
         x = self.network_input(X)
         with self.scoring_context(rows=x.shape[0]):
-            h = torch.cat([self.net_(batch, support or self.scoring_support_)[0]
-                           for batch in self.scoring_batches(x)])
+            h = self.map_batches(lambda batch: self.net_(batch, support or self.scoring_support_)[0], x)
         return h.double().cpu().numpy()
 
 

@@ -203,7 +203,7 @@ class _RobustDeepAutoEncoder(AutoEncoder):
         net = self.net_
         net.eval()
         with torch.no_grad():
-            return torch.cat([net(batch)[1] for batch in self.scoring_batches(L)])
+            return self.map_batches(lambda batch: net(batch)[1], L)
 
     def n_training_epochs(self) -> int:
         return self.outer_iterations * self._inner_epochs()

@@ -407,8 +407,7 @@ class VAE(AutoEncoderDetector):
         if self.likelihood == "bernoulli":
             self._check_unit_interval(x_all, "X")
         with self.scoring_context(rows=x_all.shape[0]):
-            values = torch.cat([self._mc_log_likelihood(self.net_, batch).sum(dim=1)
-                                for batch in self.scoring_batches(x_all)])
+            values = self.map_batches(lambda batch: self._mc_log_likelihood(self.net_, batch).sum(dim=1), x_all)
         values = values.double().cpu().numpy()
         if original_units and self.likelihood == "gaussian":
             values = values - float(np.log(self.scaler_scale_).sum())

@@ -53,13 +53,15 @@ def save(detector, path, signing_key=None) -> None:
     save_detector(detector, path, signing_key=signing_key)
 
 
-def load(path, signing_key=None):
+def load(path, signing_key=None, device=None):
     """Load a detector saved by :func:`save` (never unpickles).
 
     With a ``signing_key`` (or ``$ADSCORE_SIGNING_KEY``) the file must carry a valid
-    signature for it; without one, signed and unsigned files load alike. Raises a
-    :class:`~pyod_ae_ext.errors.ModelFileError` for any file it refuses.
+    signature for it; without one, signed and unsigned files load alike. ``device``
+    ("cpu", "cuda", "cuda:N", "auto") places its networks there instead of on the
+    device they were saved with. Raises a :class:`~pyod_ae_ext.errors.ModelFileError`
+    for any file it refuses.
     """
     from .persistence import load_detector
 
-    return load_detector(path, signing_key=signing_key)
+    return load_detector(path, signing_key=signing_key, device=device)

@@ -396,6 +396,14 @@ class Ensemble(ThresholderSupport, BaseDetector):
             raise ModelFileError(f"{path} holds a {type(detector).__name__}, not a {cls.__name__}")
         return detector
 
+    def to_device(self, device):
+        """Move the members that run on a device (the autoencoders) to ``device``; returns ``self``."""
+        check_is_fitted(self, ["members_", "decision_scores_"])
+        for member in self.members_:
+            if hasattr(member, "to_device"):
+                member.to_device(device)
+        return self
+
     def _fitted_state(self) -> tuple[dict, dict]:
         """Each member's own (metadata, tensors), nested under ``member{i}.`` tensor prefixes."""
         import torch

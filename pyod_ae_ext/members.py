@@ -268,7 +268,7 @@ def _train_together(members, setups, verbose) -> None:
         loop.callbacks = [c for c in loop.callbacks if c not in watchers]
         loop.epochs = epochs
     for member, loop in zip(members, loops):
-        with member._seeded(offset=2), member._thread_budget(rows=member.batch_size):
+        with member._seeded(offset=2), member._compute_settings(rows=member.batch_size):
             for callback in loop.callbacks:
                 callback.on_train_begin(loop)
     for watcher in watchers:
@@ -288,7 +288,7 @@ def _train_together(members, setups, verbose) -> None:
 
     batched_loss = vmap(member_loss, randomness="different")
     batch_size = min(first.batch_size, loops[0].train.shape[0])
-    with first._seeded(offset=2), first._thread_budget(rows=len(members) * batch_size):
+    with first._seeded(offset=2), first._compute_settings(rows=len(members) * batch_size):
         for epoch in range(epochs):
             for watcher in watchers:
                 watcher.on_epoch_begin(loops[0], epoch)
@@ -298,7 +298,8 @@ def _train_together(members, setups, verbose) -> None:
             for net in (m.net_ for m in members):
                 net.train()  # also after a callback evaluated it
             started = time.perf_counter()
-            epoch_losses = _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size)
+            epoch_losses = _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size,
+                                          first.autocast)
             seconds = time.perf_counter() - started
             for k, (member, loss) in enumerate(zip(members, epoch_losses)):
                 if k in stopped:
@@ -326,14 +327,14 @@ def _train_together(members, setups, verbose) -> None:
         members[k].net_.load_state_dict(state)
     for member, loop in zip(members, loops):
         member.n_epochs_ = len(member.history_["loss"])
-        with member._seeded(offset=3), member._thread_budget(rows=member.batch_size):
+        with member._seeded(offset=3), member._compute_settings(rows=member.batch_size):
             for callback in reversed(loop.callbacks):
                 callback.on_train_end(loop)
     for watcher in watchers:
         watcher.on_train_end(loops[0])
 
 
-def _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size) -> list:
+def _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size, autocast) -> list:
     """One epoch of every member at once: each shuffles its own rows; returns each member's mean batch loss."""
     data = [loop.train for loop in loops]
     n_rows = data[0].shape[0]
@@ -345,11 +346,12 @@ def _stacked_epoch(loops, batched_loss, params, buffers, optimizer, batch_size) 
     totals = torch.zeros(len(loops), device=stacked.device)
     steps = 0
     for start in range(0, n_rows, batch_size):
-        losses = batched_loss(params, buffers, stacked[:, start:start + batch_size])
+        with autocast():
+            losses = batched_loss(params, buffers, stacked[:, start:start + batch_size])
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step()
-        totals += losses.detach()
+        totals += losses.detach().float()
         steps += 1
     return (totals / steps).tolist()
 
@@ -365,7 +367,7 @@ def _run_member_callbacks(members, loops, stopped, params, buffers, call) -> Non
     for k, (member, loop) in enumerate(zip(members, loops)):
         if k in stopped:
             continue
-        with member._thread_budget(rows=member.batch_size):
+        with member._compute_settings(rows=member.batch_size):
             for callback in loop.callbacks:
                 call(loop, callback)
         if loop.stop_training:

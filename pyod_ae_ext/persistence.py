@@ -96,7 +96,7 @@ def save_detector(detector, path, signing_key=None) -> None:
     write_model_file(path, meta, tensors, signing_key=key)
 
 
-def load_detector(path, signing_key=None):
+def load_detector(path, signing_key=None, device=None):
     """Load a detector saved by :func:`save_detector`.
 
     Parameters
@@ -105,6 +105,10 @@ def load_detector(path, signing_key=None):
     signing_key : bytes, str or None
         When a key is given or ``$ADSCORE_SIGNING_KEY`` is set, the file must carry a
         valid signature for it; otherwise signatures are not checked.
+    device : str or None
+        Place the autoencoders (an ensemble's too) on this device ("cpu", "cuda",
+        "cuda:N", "auto") instead of the one they were saved with: a model fitted on a
+        GPU loads on a machine without one with ``device="cpu"``.
 
     Raises
     ------
@@ -112,8 +116,12 @@ def load_detector(path, signing_key=None):
         The file is missing, damaged, unsigned or badly signed while a key is set,
         holds types adscore does not load, or does not describe a working detector.
     """
+    if device is not None:
+        from .engine import resolve_device
+
+        resolve_device(device)  # a bad name or a missing GPU is the caller's error, before the file is read
     meta, tensors, _ = _read_verified(path, signing_key)
-    return detector_from_state(meta, tensors, source=str(path))
+    return detector_from_state(meta, tensors, source=str(path), device=device)
 
 
 def read_metadata(path, signing_key=None) -> dict:
@@ -248,12 +256,14 @@ def detector_to_state(detector) -> tuple[dict, dict]:
     return meta, tensors
 
 
-def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
-    """Rebuild a detector from :func:`detector_to_state` output.
+def detector_from_state(meta: dict, tensors: dict, source: str = "model file", device=None):
+    """Rebuild a detector from :func:`detector_to_state` output (on ``device`` when given, see :func:`load_detector`).
 
     Every problem with the content is a :class:`ModelFileError` naming ``source``.
     """
     _check_metadata(meta, source)
+    if device is not None:
+        meta = _placed_on(meta, device)
     spec = _resolve_spec(meta["detector"], source)
     params = _current_names(spec.cls, _params_from_json(meta["params"]), source)
     detector = _checked_instance(spec, params, source)
@@ -282,6 +292,28 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file"):
     if meta.get("fit_info") is not None:
         detector.fit_info_ = meta["fit_info"]
     return detector
+
+
+def _placed_on(meta: dict, device: str) -> dict:
+    """A copy of checked metadata whose detectors that take a ``device`` parameter (members too) use ``device``."""
+    params = dict(meta["params"])
+    if "device" in params:
+        params["device"] = device
+    member_params = params.get("detector_params")  # an ensemble's parameters per member
+    if isinstance(member_params, dict):
+        params["detector_params"] = {name: {**given, "device": device} if isinstance(given, dict) and "device" in given
+                                     else given for name, given in member_params.items()}
+    return {**meta, "params": params, "state": state_placed_on(meta["state"], device)}
+
+
+def state_placed_on(state: dict, device: str) -> dict:
+    """A detector's saved state whose saved members (an ensemble's, or ``n_members``) use ``device``."""
+    members = state.get("members")
+    if not isinstance(members, list):
+        return state
+    return {**state, "members": [_placed_on(member, device) if isinstance(member, dict)
+                                 and isinstance(member.get("params"), dict) and isinstance(member.get("state"), dict)
+                                 else member for member in members]}
 
 
 def _series_windows(data, names, n_features: int | None, source: str):

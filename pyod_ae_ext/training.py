@@ -25,6 +25,7 @@ Example: a callback that halves the learning rate every 20 epochs::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -150,12 +151,14 @@ class TrainingLoop:
         min_batch = 2 if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()) else 1
         net.train()
         shuffled = train[torch.randperm(n_rows, generator=self.generator).to(train.device)]
+        autocast = getattr(self.detector, "autocast", contextlib.nullcontext)
         batch_losses = []
         for start in range(0, n_rows, batch_size):
             batch = shuffled[start:start + batch_size]
             if batch.shape[0] < min_batch:
                 continue
-            loss = self.loss(net, batch)
+            with autocast():  # the forward pass only: gradients flow back in the weights' own precision
+                loss = self.loss(net, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -156,10 +156,11 @@ def test_deep_svdd_centre_and_radius_under_pyods_names(objective, rows):
     with pytest.raises(AttributeError):
         detector.c_ = centre
     # PyOD's Deep SVDD score: squared distance of the network's code to c_
-    x = torch.as_tensor((rows - detector.scaler_mean_) / detector.scaler_scale_, dtype=torch.float32)
+    x = torch.as_tensor((rows - detector.scaler_mean_) / detector.scaler_scale_, dtype=torch.float32,
+                        device=detector.c_.device)
     with torch.no_grad():
         distance = (detector.model_.encoder(x) - detector.c_).pow(2).sum(dim=1)
-    expected = distance.double().numpy() - (detector.radius_ ** 2 if objective == "soft-boundary" else 0.0)
+    expected = distance.double().cpu().numpy() - (detector.radius_ ** 2 if objective == "soft-boundary" else 0.0)
     np.testing.assert_allclose(detector.family_score(rows), expected, rtol=1e-5, atol=1e-6)
     assert (detector.radius_ > 0) == (objective == "soft-boundary")
 

@@ -53,7 +53,7 @@ class _Unseeded(_BatchDependent):
 
     def row_score(self, net, x):
         return squared_error(net(x)[1], x) + torch.rand(x.shape[0], generator=torch.Generator().manual_seed(
-            int(np.random.randint(1 << 30))))
+            int(np.random.randint(1 << 30)))).to(x.device)
 
 
 def test_the_kit_catches_a_broken_detector():

@@ -60,7 +60,7 @@ def test_score_is_rho_minus_svm_margin():
     with torch.no_grad():
         z = net.encoder(det._to_tensor(X))
         expected = net.rho - net.rff(z) @ net.w
-    np.testing.assert_allclose(det.decision_function(X), expected.double().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(det.decision_function(X), expected.double().cpu().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -29,7 +29,7 @@ def test_center_is_mean_of_initial_encodings_and_fixed():
     X = blob()
     untrained = DeepSVDD(**PAPER, epochs=0, random_state=1).fit(X)
     with torch.no_grad():
-        mean = untrained.net_.encoder(untrained._to_tensor(X)).double().mean(0).numpy()
+        mean = untrained.net_.encoder(untrained._to_tensor(X)).double().mean(0).cpu().numpy()
     expected = np.where(np.abs(mean) < 0.1, np.where(mean < 0, -0.1, 0.1), mean)
     np.testing.assert_allclose(untrained.center_, expected, rtol=1e-5, atol=1e-6)
     trained = DeepSVDD(**PAPER, epochs=20, random_state=1).fit(X)
@@ -49,7 +49,7 @@ def test_one_class_score_is_squared_distance():
     X = blob()
     det = DeepSVDD(**PAPER, epochs=3, random_state=0).fit(X)
     with torch.no_grad():
-        z = det.net_.encoder(det._to_tensor(X)).double().numpy()
+        z = det.net_.encoder(det._to_tensor(X)).double().cpu().numpy()
     np.testing.assert_allclose(det.decision_function(X), ((z - det.center_) ** 2).sum(1), rtol=1e-5)
 
 
@@ -61,7 +61,7 @@ def test_soft_boundary_nu_property(nu):
     outside = (det.decision_scores_ > 0).mean()
     assert abs(outside - nu) <= 0.01
     with torch.no_grad():
-        z = det.net_.encoder(det._to_tensor(X)).double().numpy()
+        z = det.net_.encoder(det._to_tensor(X)).double().cpu().numpy()
     distance = ((z - det.center_) ** 2).sum(1)
     np.testing.assert_allclose(det.decision_function(X), distance - det.radius_ ** 2, rtol=1e-4, atol=1e-6)
 

@@ -80,8 +80,8 @@ def test_scaling_is_unit_free_for_ordinary_features(gaussian):
         return X * [1, 1000, 1, 1, 1] + [0, 1e6, 0, 0, 0]
 
     other = AutoEncoder(n_members=1, epochs=1, random_state=0).fit(rescaled(train))
-    np.testing.assert_allclose(other._to_tensor(rescaled(test)).numpy(), detector._to_tensor(test).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(other._to_tensor(rescaled(test)).cpu().numpy(),
+                               detector._to_tensor(test).cpu().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_sparse_feature_is_scaled_by_its_spread_like_its_peers():

@@ -92,7 +92,7 @@ def test_the_encoder_is_translation_equivariant_through_the_flat_row():
     is not a multiple of the stride, must not give a clean one-cell shift.
     """
     shape = (2, 12, 20)  # two channels, not square: channel/height/width order matters
-    detector = _make("ae", input_shape=shape).fit(_images(60, shape))
+    detector = _make("ae", input_shape=shape, device="cpu").fit(_images(60, shape))
     encoder_maps = _conv_part(detector.net_.encoder).eval()
     images = _images(4, shape, seed=3).reshape(4, *shape)
     images[..., -4:] = 0.0  # nothing leaves the image when shifted
@@ -116,7 +116,7 @@ def test_the_decoder_is_translation_equivariant():
     (padding) differs.
     """
     shape = (1, 16, 16)
-    decoder = _make("ae", input_shape=shape).fit(_images(60, shape)).net_.decoder.eval()
+    decoder = _make("ae", input_shape=shape, device="cpu").fit(_images(60, shape)).net_.decoder.eval()
     start = next(i for i, m in enumerate(decoder) if isinstance(m, nn.Unflatten)) + 1
     upsampling = decoder[start:]
     maps = torch.zeros(2, 8, 4, 4)
@@ -171,7 +171,7 @@ def test_conv_needs_at_least_one_convolution():
 
 
 def test_bias_free_conv_network_has_no_additive_constant():
-    detector = _make("deep-svdd").fit(_images())
+    detector = _make("deep-svdd", device="cpu").fit(_images())
     names = [name for name, _ in detector.net_.named_parameters()]
     assert names and not any("bias" in name for name in names)
     encoder = detector.net_.encoder.eval()
@@ -595,7 +595,7 @@ def test_reconstruct_returns_the_networks_output_in_pixel_units():
     detector = _make("ae").fit(X)
     with torch.inference_mode():
         _, recon = detector.net_(detector.network_input(X[:5]))
-    expected = recon.double().numpy() * detector.scaler_scale_ + detector.scaler_mean_
+    expected = recon.double().cpu().numpy() * detector.scaler_scale_ + detector.scaler_mean_
     np.testing.assert_allclose(detector.reconstruct(X[:5]), expected, rtol=1e-6)
     squared = ((detector.reconstruct(X[:5]) - X[:5]) / detector.scaler_scale_) ** 2
     np.testing.assert_allclose(squared, detector.feature_contributions(X[:5]), rtol=1e-4, atol=1e-6)

@@ -76,7 +76,7 @@ def test_training_codes_have_exactly_k_and_scoring_codes_alpha_k_nonzeros():
     assert ((codes != 0).sum(1) == 8).all()
     # the kept units are the 8 largest of the linear code W^T x + b
     with torch.no_grad():
-        dense = model.net_.encoder(model._to_tensor(X)).double().numpy()
+        dense = model.net_.encoder(model._to_tensor(X)).double().cpu().numpy()
     eighth = np.sort(dense, axis=1)[:, -8]
     np.testing.assert_array_equal(codes != 0, dense >= eighth[:, None])
     np.testing.assert_allclose(codes[codes != 0], dense[codes != 0], rtol=1e-6)
@@ -87,8 +87,8 @@ def test_score_is_the_squared_error_of_the_tied_reconstruction():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 6))
     model = KSparseAE(**PAPER, k=2, alpha=2, latent_dim=12, epochs=5, random_state=0).fit(X)
-    W = model.net_.encoder[0].weight.detach().double().numpy()  # (latent, features)
-    b_dec = model.net_.decoder_bias.detach().double().numpy()
+    W = model.net_.encoder[0].weight.detach().double().cpu().numpy()  # (latent, features)
+    b_dec = model.net_.decoder_bias.detach().double().cpu().numpy()
     x = (X - model.scaler_mean_) / model.scaler_scale_
     recon = model.codes(X) @ W + b_dec  # x_hat = W h + b' (tied)
     np.testing.assert_allclose(model.decision_function(X), ((x - recon) ** 2).sum(1), rtol=1e-4, atol=1e-5)

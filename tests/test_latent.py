@@ -91,7 +91,7 @@ def test_weight_zero_is_the_familys_own_score():
     net = plain.net_
     with torch.no_grad():
         x = plain._to_tensor(X)
-        expected = (net(x)[1] - x).pow(2).sum(1).double().numpy()
+        expected = (net(x)[1] - x).pow(2).sum(1).double().cpu().numpy()
     np.testing.assert_allclose(plain.decision_function(X), expected, rtol=1e-6)
 
 
@@ -104,7 +104,7 @@ def test_weight_one_is_the_latent_distance_alone(tmp_path):
         distances = torch.cdist(codes, detector.latent_reference_, compute_mode="donot_use_mm_for_euclid_dist")
         distances = distances.topk(3, largest=False).values.mean(1)
     _, _, mean, std = detector.latent_standardisers_
-    np.testing.assert_allclose(detector.decision_function(new), (distances.double().numpy() - mean) / std,
+    np.testing.assert_allclose(detector.decision_function(new), (distances.double().cpu().numpy() - mean) / std,
                                rtol=1e-5, atol=1e-6)
     path = tmp_path / "latent.adscore"
     detector.save(path)
@@ -130,8 +130,8 @@ def test_invalid_latent_parameters(params):
 
 def _codes(detector, X):
     x = detector.network_input(X)
-    with detector.scoring_context(rows=x.shape[0]):
-        return detector.row_code(detector.net_, x).double().cpu().numpy()
+    with detector.scoring_context(rows=x.shape[0]):  # in the scoring batches, as the engine computes them
+        return detector.map_batches(lambda batch: detector.row_code(detector.net_, batch), x).double().cpu().numpy()
 
 
 def test_a_named_pyod_detector_fitted_on_the_reference_codes_is_the_latent_score():
@@ -141,7 +141,7 @@ def test_a_named_pyod_detector_fitted_on_the_reference_codes_is_the_latent_score
     X, X_new = rng.normal(size=(300, 5)), rng.normal(size=(40, 5)) * 2
     detector = AutoEncoder(n_members=1, latent_knn_weight=1.0, latent_detector="knn", latent_reference_size=200,
                            epochs=3, random_state=0).fit(X)
-    reference = detector.latent_reference_.double().numpy()
+    reference = detector.latent_reference_.double().cpu().numpy()
     knn = KNN().fit(reference)
     _, _, mean, spread = detector.latent_standardisers_
     np.testing.assert_allclose(detector.decision_function(X_new), (knn.decision_function(_codes(detector, X_new))

@@ -136,3 +136,15 @@ def test_saved_files_get_the_usual_permissions(saved):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("params, n_features", [({"batch_norm": True}, 6),
+                                                ({"backbone": "conv", "batch_norm": True, "hidden_dims": (4, 8)}, 64)])
+def test_batch_norm_statistics_survive_loading(tmp_path, params, n_features):
+    """Loading runs the network once (the latent reference's width check): in eval mode, so that
+    BatchNorm's running statistics, and so the scores, stay those of the fit."""
+    X = np.random.default_rng(0).uniform(size=(80, n_features))
+    detector = Toll(epochs=2, random_state=0, n_members=1, **params).fit(X)
+    detector.save(tmp_path / "bn.adscore")
+    np.testing.assert_array_equal(pyod_ae_ext.load(tmp_path / "bn.adscore").decision_function(X),
+                                  detector.decision_function(X))

@@ -71,14 +71,14 @@ def test_the_detector_contract_holds_on_sequences(name, backbone):
 def test_conv1d_deep_svdd_network_has_no_additive_constant():
     """phi(0) = 0 and phi(a x) = a phi(x) for a > 0: only a bias-free (leaky) ReLU network is positively homogeneous."""
     detector = pyod_ae_ext.make_detector("deep-svdd", backbone="conv1d", input_shape=(STEPS, CHANNELS),
-                                         hidden_dims=(8, 8), epochs=2, random_state=0).fit(sequences(48))
+                                         hidden_dims=(8, 8), epochs=2, random_state=0, device="cpu").fit(sequences(48))
     encoder = detector.net_.encoder.eval()
     x = torch.randn(5, STEPS * CHANNELS)
     with torch.no_grad():
         assert torch.equal(encoder(torch.zeros(1, STEPS * CHANNELS)), torch.zeros(1, detector.latent_dim))
         torch.testing.assert_close(encoder(2.5 * x), 2.5 * encoder(x), rtol=1e-5, atol=1e-6)
     plain = pyod_ae_ext.make_detector("ae", backbone="conv1d", input_shape=(STEPS, CHANNELS), hidden_dims=(8, 8),
-                                      epochs=1, random_state=0).fit(sequences(48))
+                                      epochs=1, random_state=0, device="cpu").fit(sequences(48))
     with torch.no_grad():  # with biases it is not
         assert plain.net_.encoder(torch.zeros(1, STEPS * CHANNELS)).abs().max() > 0
 
@@ -154,7 +154,8 @@ def test_vrae_is_registered_with_a_recurrent_default():
 def test_vrae_score_is_the_reconstruction_probability():
     """score(x) = -(1/L) sum_l log N(x | m(z_l), v), z_l = mu(x) + sigma(x) eps_l (An & Cho 2015)."""
     X = sequences(64)
-    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_samples=4, random_state=0).fit(X)
+    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_samples=4, random_state=0,
+                    device="cpu").fit(X)
     x = detector.network_input(X[:5])
     net = detector.net_.eval()
     eps = torch.randn(4, detector.latent_dim, generator=torch.Generator().manual_seed(detector.seed_ + 1))
@@ -170,7 +171,7 @@ def test_vrae_score_is_the_reconstruction_probability():
 def test_vrae_wasserstein_score_is_the_median_w2_to_the_reference_posteriors():
     """Pereira & Silveira 2018: median_i ||mu - mu_i||^2 + ||sigma - sigma_i||^2 over the reference rows."""
     X = sequences(64)
-    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_reference=15,
+    detector = VRAE(input_shape=(STEPS, CHANNELS), hidden_dims=(8,), epochs=3, n_reference=15, device="cpu",
                     score_method="wasserstein", random_state=0).fit(X)
     with torch.no_grad():
         mu, logvar = detector.net_.eval().encode(detector.network_input(X[:6]))

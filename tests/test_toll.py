@@ -64,7 +64,7 @@ def test_score_is_reconstruction_error_plus_weighted_latent_norm(blobs):
         latent = z.pow(2).sum(1)
         latent = latent if norm == "squared" else latent.sqrt()
         expected = (recon - Xs).pow(2).sum(1) + 0.7 * latent
-        np.testing.assert_allclose(toll.decision_function(test), expected.double().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(toll.decision_function(test), expected.double().cpu().numpy(), rtol=1e-6)
         contributions = toll.feature_contributions(test)
         np.testing.assert_allclose(contributions.sum(1) + toll.latent_penalty(test), toll.decision_function(test),
                                    rtol=1e-6)

@@ -64,7 +64,7 @@ def test_reconstruction_probability_is_the_true_log_density(independent_gaussian
     np.testing.assert_allclose(standardised - original, np.log(model.scaler_scale_).sum(), rtol=1e-9)
     assert abs(original.mean() - true_log_density.mean()) < 0.1
     # the learned per-feature variances are those of standardised data
-    np.testing.assert_allclose(model.net_.feature_variance.numpy(), 1.0, atol=0.1)
+    np.testing.assert_allclose(model.net_.feature_variance.cpu().numpy(), 1.0, atol=0.1)
 
 
 def correlated_gaussian(n, rng):
@@ -96,13 +96,13 @@ def test_reconstruction_probability_ranks_like_the_true_density():
     a, b = error.decision_function(np.array([A, B]))
     assert a < b
     # the learned variances of x1 and x2 are close to the factor-analysis noise 0.01 / 1.01
-    variance = probability.net_.feature_variance.numpy()
+    variance = probability.net_.feature_variance.cpu().numpy()
     assert variance[:2].max() < 0.03 and variance[2:].min() > 0.9
 
 
 def test_reconstruction_probability_matches_a_manual_computation(independent_gaussian):
     model, X_test, _, _ = independent_gaussian
-    model = clone(model).set_params(n_samples=3).fit(X_test[:300])
+    model = clone(model).set_params(n_samples=3, device="cpu").fit(X_test[:300])
     x = torch.as_tensor((X_test[:50] - model.scaler_mean_) / model.scaler_scale_, dtype=torch.float32)
     net = model.net_
     eps = torch.randn(3, model.latent_dim, generator=torch.Generator().manual_seed(model.seed_ + 1))
@@ -164,7 +164,7 @@ def test_a_rows_score_does_not_depend_on_the_other_rows(score, monkeypatch):
 def test_wasserstein_is_the_median_over_reference_posteriors():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(150, 5))
-    model = VAE(score_method="wasserstein", n_reference=40, epochs=5, random_state=0).fit(X)
+    model = VAE(score_method="wasserstein", n_reference=40, epochs=5, random_state=0, device="cpu").fit(X)
     assert model.reference_mu_.shape == model.reference_sigma_.shape == (40, model.latent_dim)
     assert len(np.unique(model.reference_index_)) == 40
     X_new = rng.normal(size=(30, 5)) * 2

@@ -134,11 +134,17 @@ def signing_key(key_file):
     return read_signing_key_file(key_file)
 
 
-def load_model(model, key_file=None):
-    """Load a model file given on the command line, verifying its signature when a key is set."""
+device_option = click.option(
+    "--device", metavar="DEVICE",
+    help="Run the model's networks on auto, cpu, cuda or cuda:N (default: the device it was fitted with; "
+         "--device cpu scores a model fitted on a GPU on a machine without one).")
+
+
+def load_model(model, key_file=None, device=None):
+    """Load a model file named on the command line (onto ``device`` if given), checking a signature if a key is set."""
     from ..persistence import load_detector
 
-    return load_detector(model, signing_key=signing_key(key_file))
+    return load_detector(model, signing_key=signing_key(key_file), device=device)
 
 
 def model_features(detector):

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from . import _schema as schema
-from ._common import (data_options, echo_err, echo_json, format_table, load_model, model_columns, registered_name,
-                      sign_key_option, signing_key)
+from ._common import (data_options, device_option, echo_err, echo_json, format_table, load_model, model_columns,
+                      registered_name, sign_key_option, signing_key)
 from ._config import config_option
 from ..errors import ParameterError
 
@@ -38,7 +38,7 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
 
 
 def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
-          sign_key_file=None, image_shape=None):
+          sign_key_file=None, image_shape=None, device=None):
     """The model and DATA's rows: table features by name, or images (an .npz's label array is the label column).
 
     Id and label columns come from the flags, else from what the model remembers of its fit.
@@ -47,7 +47,7 @@ def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None,
     from ..data import read_frame, read_scoring_table
     from ..images import array_names, is_image_source, parse_image_shape
 
-    detector = load_model(model, sign_key_file)
+    detector = load_model(model, sign_key_file, device)
     if getattr(detector, "series_windows_", None) is not None:
         raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
                              "table of rows: score the series with `adscore score`, measure it with "
@@ -94,9 +94,10 @@ def _percent(share):
 @click.option("--image-shape", metavar="C,H,W",
               help="The rows are images of this shape (C,H,W or HxW): --plot shows the top images. Models with "
                    "an image backbone, image files and image arrays need no --image-shape.")
+@device_option
 @sign_key_option
 def explain(data, config, model, top, n_features, columns, exclude, id_columns, label_column, as_json, plot,
-            image_shape, sign_key_file):
+            image_shape, device, sign_key_file):
     """Explain the highest-scoring rows of DATA: which features carry their scores.
 
     For each of the top rows: its score, whether the model's threshold flags it and
@@ -123,7 +124,7 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file,
-                            image_shape=image_shape)
+                            image_shape=image_shape, device=device)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -265,9 +266,10 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
               help="With --windows: leading fraction of the series not scored (NAB's probationary period).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
+@device_option
 @sign_key_option
 def evaluate(data, config, model, label_column, columns, exclude, id_columns, windows_file, time_column, probation,
-             as_json, plot, sign_key_file):
+             as_json, plot, device, sign_key_file):
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
@@ -293,7 +295,8 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
 
         if label_column is not None or plot:
             raise ParameterError("--windows measures alarms against labelled windows: drop --label-column and --plot")
-        metrics = evaluate_series_file(load_model(model, sign_key_file), data, windows_file, time_column, probation)
+        metrics = evaluate_series_file(load_model(model, sign_key_file, device), data, windows_file, time_column,
+                                       probation)
         if as_json:
             echo_json({"model": str(model), "data": str(data), **metrics})
         else:
@@ -304,7 +307,7 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
-                            sign_key_file=sign_key_file)
+                            sign_key_file=sign_key_file, device=device)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:

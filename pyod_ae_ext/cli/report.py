@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import echo_err, sign_key_option, signing_key, write_stdout
+from ._common import device_option, echo_err, sign_key_option, signing_key, write_stdout
 from .analysis import _load, model_and_labelled_data
 
 
@@ -19,9 +19,10 @@ from .analysis import _load, model_and_labelled_data
 @click.option("--features", "n_features", default=5, show_default=True, type=click.IntRange(min=1),
               help="Most contributing features shown per row.")
 @click.option("-o", "--output", required=True, metavar="FILE.html", help="Where to write the report; - for stdout.")
+@device_option
 @sign_key_option
 def report(data, config, model, label_column, columns, exclude, id_columns, top, n_features, output,
-           sign_key_file):
+           device, sign_key_file):
     """Write a self-contained HTML report on MODEL scoring DATA.
 
     One file to open in a browser or send to someone: what was fitted on what
@@ -50,7 +51,8 @@ def report(data, config, model, label_column, columns, exclude, id_columns, top,
     check_output_path(output, inputs=[data, model, config, sign_key_file])
     require_matplotlib("adscore report")
     metadata = read_metadata(model, signing_key=signing_key(sign_key_file))
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file)
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file,
+                            device=device)
     page = build_report(detector, table.X, table.feature_names, ids=table.ids, labels=table.labels,
                         metadata=metadata, data_name="standard input" if data == "-" else Path(data).name,
                         model_name=Path(model).name, top=top, n_features=n_features)

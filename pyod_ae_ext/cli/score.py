@@ -5,7 +5,8 @@ import click
 
 from ..columns import split_names
 from ..errors import ParameterError
-from ._common import data_options, echo_err, load_model, model_columns, model_features, output_format, sign_key_option
+from ._common import (data_options, device_option, echo_err, load_model, model_columns, model_features, output_format,
+                      sign_key_option)
 from ._config import config_option
 
 
@@ -40,9 +41,10 @@ from ._config import config_option
               help="With --engine dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="Show progress on stderr even when it is not a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no notes on stderr.")
+@device_option
 @sign_key_option
 def score(data, config, model, columns, exclude, id_columns, output, fmt, top, probability_method, score_name,
-          flag_name, probability_name, batch_rows, engine, scheduler, verbose, quiet,
+          flag_name, probability_name, batch_rows, engine, scheduler, verbose, quiet, device,
           sign_key_file):
     """Score DATA with a saved model: id columns, anomaly_score, is_anomaly, anomaly_probability.
 
@@ -92,7 +94,7 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
     note = (lambda message: None) if quiet else echo_err
     names = OutputColumns(score_name, flag_name, probability_name, probability_method)
     names.check(split_names(id_columns))
-    detector = load_model(model, sign_key_file)
+    detector = load_model(model, sign_key_file, device)
     if getattr(detector, "series_windows_", None) is not None:
         from .series import score_series_file
 
