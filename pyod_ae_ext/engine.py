@@ -728,10 +728,9 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
 
     def _score_tensor(self, X: torch.Tensor) -> np.ndarray:
         with self.scoring_context(rows=X.shape[0]):
-            scores = self.map_batches(lambda batch: self.row_score(self.net_, batch), X)
-            scores = scores.double().cpu().numpy()
-            if self.latent_knn_weight and hasattr(self, "latent_reference_"):
-                scores = self._combine_latent(scores, self._latent_scores(self._codes(X)))
+            scores = self.map_batches(lambda batch: self.row_score(self.net_, batch), X).double().cpu().numpy()
+        if self.latent_knn_weight and hasattr(self, "latent_reference_"):
+            scores = self._combine_latent(scores, self._latent_scores(self._codes(X)))
         return scores
 
     def _scoring_rows(self) -> int:
