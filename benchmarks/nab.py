@@ -1,6 +1,14 @@
 """Time series: our sequence detectors against PyOD on the NAB series and on synthetic sequences.
 
-``python -m benchmarks.nab [--quick] [--window 32] [--epochs 5] [--folds mean,max,point] [--series N] [--out FILE]``
+``python -m benchmarks.nab [--quick] [--defaults] [--window 32] [--epochs 5] [--folds mean,max,point] [--series N]
+[--detectors LABEL,...] [--out FILE]``; ``python -m benchmarks.nab --report FILE [FILE ...]`` prints the tables
+of saved runs as one (e.g. two processes that each ran some ``--detectors``).
+
+Settings: by default the neural detectors share short training settings (``--epochs``,
+``lr=3e-3``, batch 128, small widths; :func:`detectors`) so that everything runs in about
+five minutes. ``--defaults`` instead gives every detector its defaults, what a user gets:
+ours only the backbone (and the seed), PyOD's ``LSTMAD`` PyOD's defaults with the window
+as its look-back (``--epochs`` is then unused).
 
 Protocol (unsupervised, one fit per series): each series is z-scored by the engine,
 cut into windows of ``--window`` points with stride 1 (``gaps="interpolate"``: a few
@@ -48,38 +56,50 @@ N_SYNTHETIC = 6
 SYNTHETIC_LENGTH = 3000
 
 
-def detectors(epochs: int, seed: int) -> dict:
-    """label -> (registered name, parameters); None marks PyOD's LSTMAD (run on the series)."""
-    neural = {"epochs": epochs, "lr": 3e-3, "batch_size": 128, "random_state": seed}
+LSTMAD_SHORT = {"hidden_size": 32, "n_layers": 1, "lr": 3e-3, "batch_size": 128}
+"""PyOD LSTMAD's settings in the short run (besides ``epochs``); ``--defaults`` uses PyOD's own."""
+
+
+def detectors(epochs: int | None, seed: int) -> dict:
+    """label -> (registered name, parameters); ``("lstmad", params)`` marks PyOD's LSTMAD (run on the series).
+
+    ``epochs=None`` gives every detector its defaults (``--defaults``).
+    """
+    if epochs is None:
+        neural, sizes, lstmad = {"random_state": seed}, {}, {}
+    else:
+        neural = {"epochs": epochs, "lr": 3e-3, "batch_size": 128, "random_state": seed}
+        sizes = {"vrae": {"hidden_dims": (32,)}, "lstm": {"hidden_dims": (32,)}, "conv1d": {"hidden_dims": (16, 16)}}
+        lstmad = {**LSTMAD_SHORT, "epochs": epochs}
     return {
-        "vrae (lstm)": ("vrae", {**neural, "hidden_dims": (32,)}),
-        "ae lstm": ("ae", {**neural, "backbone": "lstm", "hidden_dims": (32,)}),
-        "ae conv1d": ("ae", {**neural, "backbone": "conv1d", "hidden_dims": (16, 16)}),
-        "toll conv1d": ("toll", {**neural, "backbone": "conv1d", "hidden_dims": (16, 16)}),
+        "vrae (lstm)": ("vrae", {**neural, **sizes.get("vrae", {})}),
+        "ae lstm": ("ae", {**neural, "backbone": "lstm", **sizes.get("lstm", {})}),
+        "ae conv1d": ("ae", {**neural, "backbone": "conv1d", **sizes.get("conv1d", {})}),
+        "toll conv1d": ("toll", {**neural, "backbone": "conv1d", **sizes.get("conv1d", {})}),
         "ae mlp": ("ae", neural),
         "pyod IForest": ("iforest", {"random_state": seed}),
         "pyod KNN": ("knn", {}),
-        "pyod LSTMAD": None,
+        "pyod LSTMAD": ("lstmad", lstmad),
     }
 
 
-def lstmad_scores(frame: pd.DataFrame, window: int, epochs: int, seed: int) -> np.ndarray:
+def lstmad_scores(frame: pd.DataFrame, window: int, params: dict, seed: int) -> np.ndarray:
     import torch
     from pyod.models.ts_lstm import LSTMAD
 
     values = frame["value"].to_numpy(dtype=np.float64)
     values = (values - values.mean()) / (values.std() or 1.0)
     torch.manual_seed(seed)
-    detector = LSTMAD(window_size=window, hidden_size=32, n_layers=1, epochs=epochs, lr=3e-3, batch_size=128)
+    detector = LSTMAD(window_size=window, **params)
     detector.fit(values.reshape(-1, 1))
     return detector.decision_scores_
 
 
-def point_scores(spec, frame: pd.DataFrame, window: int, epochs: int, seed: int, folds) -> dict:
+def point_scores(spec, frame: pd.DataFrame, window: int, seed: int, folds) -> dict:
     """``{fold: one score per point}`` from one fit: every folding rule the detector supports."""
-    if spec is None:
-        return {"own": lstmad_scores(frame, window, epochs, seed)}
     name, params = spec
+    if name == "lstmad":
+        return {"own": lstmad_scores(frame, window, params, seed)}
     settings = series_settings(frame, window, stride=1, fold="mean", gaps="interpolate", time_column="timestamp",
                                columns=["value"])
     detector = fit_series(make_detector(name, **params), frame, settings)
@@ -150,12 +170,12 @@ def synthetic_series(seed: int):
     return f"synthetic-{seed}", frame, t, windows
 
 
-def run_corpus(corpus, detector_specs, window, epochs, seed, folds, log):
+def run_corpus(corpus, detector_specs, window, seed, folds, log):
     runs, seconds = {}, {}
     for key, frame, times, windows in corpus:
         for label, spec in detector_specs.items():
             started = time.perf_counter()
-            by_fold = point_scores(spec, frame, window, epochs, seed, folds)
+            by_fold = point_scores(spec, frame, window, seed, folds)
             seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - started
             for fold, scores in by_fold.items():
                 runs.setdefault((label, fold), []).append((times, scores, windows))
@@ -175,19 +195,47 @@ def markdown(title: str, table: dict) -> str:
     return "\n".join(lines)
 
 
+def print_tables(reports: list) -> None:
+    """The NAB and synthetic tables of one or more saved runs, as one table each."""
+    nab = {label: row for report in reports for label, row in report["nab"].items()}
+    synthetic = {label: row for report in reports for label, row in report["synthetic"].items()}
+    series = {report["settings"]["series"] for report in reports}
+    limit = series.pop() if len(series) == 1 else None
+    print(markdown(f"NAB, {'first ' + str(limit) if limit else 'all'} series", nab))
+    print()
+    n_synthetic = reports[0].get("synthetic_series", N_SYNTHETIC)
+    print(markdown(f"Synthetic, {n_synthetic} series x 5 injected anomalies", synthetic))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--window", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the short run (default 5)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="every detector at its defaults (ours: only the backbone; PyOD: PyOD's defaults)")
+    parser.add_argument("--detectors", help="only these detector labels, comma-separated (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", default="mean,max,point",
                         help="folding rules to compare, from one fit per detector (default mean,max,point)")
     parser.add_argument("--series", type=int, help="only the first N NAB series (default all)")
     parser.add_argument("--quick", action="store_true", help="3 NAB series, 2 synthetic, 1 epoch (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "nab.json")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="FILE",
+                        help="print the tables of these saved runs as one, and run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        print_tables([json.loads(path.read_text()) for path in args.report])
+        return 0
     epochs, limit, n_synthetic = (1, 3, 2) if args.quick else (args.epochs, args.series, N_SYNTHETIC)
+    if args.defaults and not args.quick:
+        epochs = None
     specs = detectors(epochs, args.seed)
+    if args.detectors:
+        wanted = [label.strip() for label in args.detectors.split(",") if label.strip()]
+        unknown = [label for label in wanted if label not in specs]
+        if unknown:
+            parser.error(f"unknown detector label(s) {unknown}; choose from {list(specs)}")
+        specs = {label: specs[label] for label in wanted}
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -198,19 +246,17 @@ def main(argv=None) -> int:
         return 2
     started = time.perf_counter()
     folds = [f.strip() for f in args.folds.split(",") if f.strip()]
-    nab = run_corpus(nab_series(root, limit), specs, args.window, epochs, args.seed, folds, log)
-    synthetic = run_corpus((synthetic_series(s) for s in range(n_synthetic)), specs, args.window, epochs,
-                           args.seed, folds, log)
-    report = {"settings": {"window": args.window, "epochs": epochs, "seed": args.seed, "series": limit,
-                           "folds": folds,
+    nab = run_corpus(nab_series(root, limit), specs, args.window, args.seed, folds, log)
+    synthetic = run_corpus((synthetic_series(s) for s in range(n_synthetic)), specs, args.window, args.seed,
+                           folds, log)
+    report = {"settings": {"window": args.window, "epochs": "defaults" if epochs is None else epochs,
+                           "seed": args.seed, "series": limit, "folds": folds, "detectors": list(specs),
                            "quick": args.quick, "quantiles": QUANTILES},
               "env": environment(), "seconds": round(time.perf_counter() - started, 1),
-              "nab": nab, "synthetic": synthetic}
+              "synthetic_series": n_synthetic, "nab": nab, "synthetic": synthetic}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=float))
-    print(markdown(f"NAB, {'first ' + str(limit) if limit else 'all'} series", nab))
-    print()
-    print(markdown(f"Synthetic, {n_synthetic} series x 5 injected anomalies", synthetic))
+    print_tables([report])
     print(f"\nwall time {report['seconds']} s", file=sys.stderr)
     return 0
 

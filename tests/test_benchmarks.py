@@ -309,3 +309,42 @@ def test_benchmark_params_are_literals_and_label_the_families(monkeypatch):
     labelled = {c.label: c for c in choices(["ae"], ["K=1"], {"latent_knn_weight": 0.0})}
     ae = labelled["ae K=1 latent_knn_weight=0.0"]
     assert ae.params == {"n_members": 1, "latent_knn_weight": 0.0} and "knn" in labelled
+
+
+def test_the_nab_benchmark_at_defaults_passes_only_the_backbone(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.nab import LSTMAD_SHORT, detectors
+
+    at_defaults = detectors(None, seed=3)
+    for label, (name, params) in at_defaults.items():
+        if name == "lstmad":
+            assert params == {}  # PyOD's own defaults; the window is the look-back
+        elif name in ("iforest", "knn"):
+            continue
+        else:
+            assert set(params) <= {"backbone", "random_state"}, label
+            assert params["random_state"] == 3
+    assert at_defaults["ae conv1d"][1]["backbone"] == "conv1d"
+    short = detectors(5, seed=0)
+    assert short["ae lstm"][1]["epochs"] == 5 and short["pyod LSTMAD"][1] == {**LSTMAD_SHORT, "epochs": 5}
+
+
+def test_the_nab_benchmark_prints_saved_runs_as_one_table(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    row = {"quantile": 0.99, "recall": 0.5, "precision": 0.25, "nab_score": 40.0, "windows": 2, "detected": 1,
+           "false_alarms": 3, "point_roc_auc": 0.6, "seconds": 1.0}
+    paths = []
+    for label, score in (("ae mlp [point]", 40.0), ("pyod KNN [mean]", 30.0)):
+        path = tmp_path / f"{label.split()[1]}.json"
+        path.write_text(json.dumps({"settings": {"series": None}, "synthetic_series": 6,
+                                    "nab": {label: {**row, "nab_score": score}}, "synthetic": {label: row}}))
+        paths.append(str(path))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.nab", "--report", *paths], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    nab_table = done.stdout.split("#### Synthetic")[0]
+    assert nab_table.index("| ae mlp [point] | 40.0 |") < nab_table.index("| pyod KNN [mean] | 30.0 |")
+    assert "6 series x 5 injected anomalies" in done.stdout
+    unknown = subprocess.run([sys.executable, "-m", "benchmarks.nab", "--detectors", "ae gru"], cwd=REPO,
+                             capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown detector label(s) ['ae gru']" in unknown.stderr
