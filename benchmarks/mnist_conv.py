@@ -24,7 +24,7 @@ a GPU; that network is too slow for this CPU benchmark (see
 :mod:`pyod_ae_ext.backbones_image`).
 
 Run ``python -m benchmarks.mnist_conv [--digits 0 1 ...] [--seeds N] [--quick]
-[--threads N] [--json PATH]``; progress goes to stderr, the markdown report to stdout.
+[--threads N] [--fit-fraction F] [--json PATH]``; progress goes to stderr, the markdown report to stdout.
 ``--speed`` instead times one default conv Toll fit on ``SPEED_ROWS`` (6,000) images of
 digit 1 with 1 and with 2 torch threads (wall and CPU seconds; the issue's target: under
 2 minutes on 2 cores). Skips with a message (exit status 0) when the shared data folder
@@ -90,10 +90,14 @@ def _pyod_cell(name, X_fit, X_test, y_test, seed):
     return {"detector": name, **bench.score_metrics(y_test, scores), "fit_s": fit_s, "score_s": score_s}
 
 
-def run_digit(digit, seed, rows=None, epochs=None, conv_params=None, conv_only=False, latent_weights=()):
+def run_digit(digit, seed, rows=None, epochs=None, conv_params=None, conv_only=False, latent_weights=(),
+              fit_fraction=1.0):
     X, y = _load(digit, rows, seed)
     train, test = bench.split_indices(y, seed)
     fit_rows = bench.protocol_rows(y, train, "one-class")
+    if fit_fraction < 1.0:  # a learning-curve point: fewer training images, the same test part
+        keep = np.random.default_rng(seed).permutation(len(fit_rows))[:round(fit_fraction * len(fit_rows))]
+        fit_rows = np.sort(fit_rows[keep])
     X_fit, X_test, y_test = X[fit_rows], X[test], y[test]
     extra = {} if epochs is None else {"epochs": epochs}
     label = "toll conv" + "".join(f", {k}={v}" for k, v in (conv_params or {}).items())
@@ -160,11 +164,16 @@ def main(argv=None) -> int:
     parser.add_argument("--latent-weights", type=float, nargs="+", default=[], metavar="W",
                         help="also score each conv fit with these latent kNN weights (from the same fit)")
     parser.add_argument("--conv-only", action="store_true", help="only the conv Toll (no MLP, KNN, IForest)")
+    parser.add_argument("--fit-fraction", type=float, default=1.0, metavar="F",
+                        help="fit on a random fraction F of the train part's images of the digit, scoring the same "
+                             "test part (a learning-curve point; default 1)")
     parser.add_argument("--quick", action="store_true", help="digits 0 and 1, 1,500 rows, 2 epochs")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write every cell here")
     parser.add_argument("--speed", action="store_true", help="only time fits on 6,000 images (1 and 2 threads)")
     args = parser.parse_args(argv)
+    if not 0 < args.fit_fraction <= 1:
+        parser.error(f"--fit-fraction must be in (0, 1], got {args.fit_fraction}")
     import torch
 
     if args.threads:
@@ -184,11 +193,12 @@ def main(argv=None) -> int:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             cells += run_digit(digit, seed, QUICK["rows"] if args.quick else None,
                                QUICK["epochs"] if args.quick else None, conv_params, args.conv_only,
-                               args.latent_weights)
+                               args.latent_weights, args.fit_fraction)
     env = environment()
     settings = {"seeds": args.seeds, "command": "python -m benchmarks.mnist_conv " + " ".join(sys.argv[1:] if argv
                                                                                              is None else argv),
-                "cpu": env.get("cpu"), "torch": env.get("torch"), "torch_threads": torch.get_num_threads()}
+                "cpu": env.get("cpu"), "torch": env.get("torch"), "torch_threads": torch.get_num_threads(),
+                "fit_fraction": args.fit_fraction}
     if args.json:
         args.json.write_text(json.dumps({"settings": settings, "cells": cells}, indent=1))
     print(report(cells, settings))

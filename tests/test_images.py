@@ -584,6 +584,20 @@ def test_mnist_benchmark_quick_run(tmp_path):
                                               "toll mlp, paper's score", "knn", "iforest"}
     assert {c["digit"] for c in cells} == {0, 1} and all(0.5 < c["roc_auc"] <= 1 for c in cells)
     assert "| **mean** |" in done.stdout
+    half = _run_mnist_benchmark("--quick", "--conv-only", "--threads", "1", "--fit-fraction", "0.5", "--json",
+                                str(tmp_path / "half.json"))
+    assert half.returncode == 0, half.stderr[-2000:]
+    fewer = json.loads((tmp_path / "half.json").read_text())["cells"]
+    for digit in (0, 1):
+        n_fit = {c["n_fit"] for c in cells if c["digit"] == digit}
+        n_half = {c["n_fit"] for c in fewer if c["digit"] == digit}
+        n_test = {c["n_test"] for c in cells if c["digit"] == digit}
+        assert n_half == {round(n_fit.pop() / 2)} and {c["n_test"] for c in fewer if c["digit"] == digit} == n_test
+
+
+def test_mnist_benchmark_refuses_a_fit_fraction_outside_zero_to_one():
+    done = _run_mnist_benchmark("--fit-fraction", "1.5")
+    assert done.returncode == 2 and "--fit-fraction must be in (0, 1], got 1.5" in done.stderr
 
 
 # --------------------------------------------------------------------------
