@@ -212,7 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the short run (default 5)")
     parser.add_argument("--defaults", action="store_true",
-                        help="every detector at its defaults (ours: only the backbone; PyOD: PyOD's defaults)")
+                        help="every detector at its defaults (ours: only the backbone; PyOD: PyOD's defaults); "
+                             "not with --quick, which keeps its one-epoch smoke settings")
     parser.add_argument("--detectors", help="only these detector labels, comma-separated (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", default="mean,max,point",
