@@ -753,7 +753,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         rows = self._scoring_rows()
         if X.device.type == "cuda" and n_rows % rows:
             X = torch.cat([X, X.new_zeros((rows - n_rows % rows, *X.shape[1:]))])
-        parts = [fn(batch) for batch in X.split(rows)]
+        parts = [fn(batch) for batch in self.scoring_batches(X)]
         if not parts or parts[0] is None:
             return None
         return torch.cat(parts)[:n_rows]

@@ -397,11 +397,19 @@ class Ensemble(ThresholderSupport, BaseDetector):
         return detector
 
     def to_device(self, device):
-        """Move the members that run on a device (the autoencoders) to ``device``; returns ``self``."""
+        """Move the members that run on a device (the autoencoders) to ``device``; returns ``self``.
+
+        A device named in ``detector_params`` becomes ``device`` too, as a model file
+        loaded with ``device=`` has it.
+        """
+        from .persistence import member_params_on
+
         check_is_fitted(self, ["members_", "decision_scores_"])
         for member in self.members_:
             if hasattr(member, "to_device"):
                 member.to_device(device)
+        if isinstance(self.detector_params, dict):
+            self.detector_params = member_params_on(self.detector_params, device)
         return self
 
     def _fitted_state(self) -> tuple[dict, dict]:

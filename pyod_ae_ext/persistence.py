@@ -299,11 +299,15 @@ def _placed_on(meta: dict, device: str) -> dict:
     params = dict(meta["params"])
     if "device" in params:
         params["device"] = device
-    member_params = params.get("detector_params")  # an ensemble's parameters per member
-    if isinstance(member_params, dict):
-        params["detector_params"] = {name: {**given, "device": device} if isinstance(given, dict) and "device" in given
-                                     else given for name, given in member_params.items()}
+    if isinstance(params.get("detector_params"), dict):  # an ensemble's parameters per member
+        params["detector_params"] = member_params_on(params["detector_params"], device)
     return {**meta, "params": params, "state": state_placed_on(meta["state"], device)}
+
+
+def member_params_on(detector_params: dict, device: str) -> dict:
+    """An ensemble's ``detector_params`` with ``device`` wherever a member's parameters name a device."""
+    return {name: {**given, "device": device} if isinstance(given, dict) and "device" in given else given
+            for name, given in detector_params.items()}
 
 
 def state_placed_on(state: dict, device: str) -> dict:

@@ -72,6 +72,7 @@ def test_moving_members_and_ensembles_keeps_their_scores():
         before = fitted.decision_function(X)
         fitted.to_device("auto")
         np.testing.assert_allclose(fitted.decision_function(X), before, rtol=1e-4, atol=1e-6)
+    assert ensemble.members_[0].device == "auto" and ensemble.detector_params["toll"]["device"] == "auto"
 
 
 def test_a_bad_device_is_refused_before_anything_moves():
