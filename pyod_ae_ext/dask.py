@@ -319,13 +319,12 @@ def scored_files(detector, data, features, id_columns=(), scheduler=None, note=N
 
 def _inspect(files, features):
     """(all Parquet?, column names of the first file), refusing mixed formats and missing files."""
+    from .data import existing_file
     from .streaming import PARQUET_SUFFIXES, open_source
 
     kinds = set()
     for name in files:
-        path = Path(name)
-        if not path.is_file():
-            raise DataError(f"data file {name} does not exist")
+        path = existing_file(name)
         with open(path, "rb") as handle:
             kinds.add(handle.read(4) == b"PAR1" or path.suffix.lower() in PARQUET_SUFFIXES)
     if len(kinds) > 1:

@@ -52,9 +52,7 @@ def read_frame(source: str) -> pd.DataFrame:
         if codec is not None:
             raw = decompress(raw, codec, "standard input")
         return _read_csv(io.BytesIO(raw), "standard input")
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"data file {source} does not exist")
+    path = existing_file(source)
     if path.stat().st_size == 0:
         raise DataError(f"data file {source} is empty: expected a CSV with a header row, or Parquet")
     with open(path, "rb") as handle:
@@ -194,6 +192,17 @@ def _read_parquet(handle, name) -> pd.DataFrame:
     return frame
 
 
+def existing_file(source) -> Path:
+    """The data file ``source`` as a Path; DataError when it is missing or not a regular file."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"data file {source} does not exist")
+    if not path.is_file():
+        raise DataError(f"data file {source} is not a regular file (a folder or a device): give a data file, "
+                        "or - for standard input")
+    return path
+
+
 def _check_present(frame, names, option):
     columns = set(map(str, frame.columns))
     missing = [n for n in names if n not in columns]
@@ -255,11 +264,12 @@ def _table(frame, features, id_columns, label_column) -> Table:
     ids = frame[id_columns].reset_index(drop=True) if id_columns else None
     labels = None
     if label_column:
-        labels = _binary_labels(frame[label_column], label_column)
+        labels = binary_labels(frame[label_column], label_column)
     return Table(X, list(features), ids, labels, len(frame))
 
 
-def _binary_labels(series: pd.Series, name: str) -> np.ndarray:
+def binary_labels(series: pd.Series, name: str) -> np.ndarray:
+    """The 0/1 values of the label column ``name`` as ints; DataError for missing or other values."""
     if series.isna().any():
         raise DataError(f"label column {name!r} has missing values")
     values = set(pd.unique(series))

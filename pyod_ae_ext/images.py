@@ -100,8 +100,9 @@ def read_images(source, image_shape=None, label_key=None, channels=None):
                             "put images and labels in one .npz file (arrays X and y)")
         images, names = _read_folder(path, channels)
         return _table(images, image_shape, str(source), ids=names)
-    if not path.is_file():
-        raise DataError(f"data file {source} does not exist")
+    from .data import existing_file
+
+    existing_file(source)
     images, labels = _read_array_file(path, label_key)
     return _table(images, image_shape, str(source), labels=labels)
 

@@ -176,6 +176,16 @@ def _false_alarm_weights(points: np.ndarray, right: np.ndarray, width: np.ndarra
     return weights
 
 
+def windows_from_labels(times, labels) -> list:
+    """Labelled windows from 0/1 point labels: each run of consecutive 1s is ``(time of its first, of its last)``."""
+    times, labels = np.asarray(times), np.asarray(labels, dtype=bool)
+    if times.shape != labels.shape or times.ndim != 1:
+        raise DataError(f"times and labels must be 1-D and equally long, got {times.shape} and {labels.shape}")
+    edges = np.diff(np.concatenate([[False], labels, [False]]).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(times[first], times[last]) for first, last in zip(starts, ends)]
+
+
 def corpus_score(results) -> WindowEvaluation:
     """The results of several series summed, normalised as one corpus (as NAB's ``runner.normalize``)."""
     results = list(results)

@@ -39,12 +39,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .columns import split_names, unused_columns_note
-from .data import _check_unique_columns, compression_of, require_codec
+from .data import _check_unique_columns, compression_of, existing_file, require_codec
 from .errors import AdscoreError, DataError, ParameterError
 from .validation import check_number
 
@@ -297,9 +296,7 @@ def open_source(source: str):
         if source == "-":
             yield _open_stdin(sys.stdin.buffer, stack)
             return
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"data file {source} does not exist")
+        path = existing_file(source)
         size = path.stat().st_size
         if size == 0:
             raise DataError(f"data file {source} is empty: expected a CSV with a header row, or Parquet")
@@ -922,6 +919,8 @@ class _GuardedSink(io.RawIOBase):
     def write(self, data):
         try:
             return self._handle.write(data)
+        except BrokenPipeError:
+            raise  # the reader stopped early (`| head`): click exits quietly
         except OSError as exc:
             raise AdscoreError(f"cannot write {self._label}: {exc.strerror or exc}") from None
 
@@ -930,6 +929,8 @@ class _GuardedSink(io.RawIOBase):
             return
         try:
             self._handle.flush()
+        except BrokenPipeError:
+            raise
         except OSError as exc:
             raise AdscoreError(f"cannot write {self._label}: {exc.strerror or exc}") from None
 

@@ -413,6 +413,19 @@ def _point_scale(detector, frame) -> tuple:
     return float(scores.min()), float(np.percentile(scores, 100 * (1 - flagged))), float(scores.max())
 
 
+def set_point_threshold(detector, threshold: float) -> None:
+    """Make ``threshold`` the series model's point threshold (points at or above it are alarms).
+
+    The training series' lowest and highest point scores, between which the point
+    probability is scaled, widen to take in a threshold outside them.
+    """
+    settings = detector.series_windows_
+    low, _, high = settings.point_scale
+    threshold = float(threshold)
+    detector.series_windows_ = dataclasses.replace(
+        settings, point_scale=(min(low, threshold), threshold, max(high, threshold)))
+
+
 def point_labels(detector, scores) -> np.ndarray:
     """1 where a point score from :func:`score_series` reaches the model's point threshold, else 0.
 

@@ -173,6 +173,8 @@ CASES = [
          ("`params` must be a table",)),
     # --- fit: data
     Case("fit-data-missing", [*FIT_TOLL, "nope.csv", "-o", "m.adscore"], ("does not exist",)),
+    Case("fit-data-device", [*FIT_TOLL, os.devnull, "-o", "m.adscore"], ("is not a regular file",)),
+    Case("score-data-device", [*SCORE, os.devnull, "-o", "s.csv"], ("is not a regular file",)),
     Case("fit-data-empty", [*FIT_TOLL, "empty.csv", "-o", "m.adscore"], ("empty",)),
     Case("fit-data-header-only", [*FIT_TOLL, "header.csv", "-o", "m.adscore"], ("no data rows",)),
     Case("fit-data-binary-garbage", ["fit", "-d", "toll", "garbage.csv", "-o", "m.adscore"], ("garbage.csv",)),

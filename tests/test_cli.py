@@ -226,3 +226,23 @@ def test_help_teaches(runner):
     for command in ("fit", "score", "plugins", "info", "demo", "example"):
         assert command in result.stdout
     assert "Examples:" in run(runner, "fit", "--help").stdout
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(runner, data_csv, tmp_path):
+    """`adscore score ... | head`: no Error line and no traceback once the reader has gone (exit status 1)."""
+    import os
+    import subprocess
+    import sys
+
+    model = tmp_path / "forest.adscore"
+    run(runner, "fit", "-d", "iforest", "--exclude", "id,label", data_csv, "-o", model)
+    for args in (["example", "-o", "-"], ["score", "-m", model, data_csv]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first write
+        try:
+            done = subprocess.run([sys.executable, "-c", "from pyod_ae_ext.cli import main; main()",
+                                   *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+        finally:
+            os.close(write_end)
+        assert done.returncode == 1, done.stderr
+        assert b"Error" not in done.stderr and b"Traceback" not in done.stderr, done.stderr

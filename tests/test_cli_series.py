@@ -1,10 +1,11 @@
-"""Series mode on the command line: fit --window, score per time point, evaluate --windows."""
+"""Series mode on the command line: fit --window, score per time point, evaluate and threshold."""
 import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from helpers import assert_clean_error
 
@@ -87,12 +88,84 @@ def test_series_bad_input_is_one_clean_error(runner, series_csv, labels_json, tm
     assert_clean_error(run(runner, "score", "-m", model, gappy, "-o", tmp_path / "s.csv"),
                        "is not regular", "--gaps interpolate")
     assert not (tmp_path / "s.csv").exists()
-    assert_clean_error(run(runner, "evaluate", "-m", model, series_csv), "fitted on the windows of a series",
+    assert_clean_error(run(runner, "evaluate", "-m", model, series_csv), "needs labels", "--label-column",
                        "--windows")
     assert_clean_error(run(runner, "explain", "-m", model, series_csv), "fitted on the windows of a series")
     assert_clean_error(run(runner, "evaluate", "-m", model, "--label-column", "value", series_csv),
-                       "fitted on the windows of a series")
+                       "label column 'value' must hold 0")
+    assert_clean_error(run(runner, "evaluate", "-m", model, "--label-column", "nope", series_csv),
+                       "'nope' is not a column")
+    assert_clean_error(run(runner, "threshold", "-m", model, series_csv), "needs labels", "--label-column")
     table_model = tmp_path / "table.adscore"
     run(runner, "fit", "-d", "ae", "-p", "epochs=1", "--exclude", "ts,host", series_csv, "-o", table_model)
     assert_clean_error(run(runner, "evaluate", "-m", table_model, "--windows", labels_json, series_csv),
                        "evaluates a series model")
+
+
+@pytest.fixture
+def labelled_series_csv(series_csv, tmp_path):
+    """The series with a 0/1 column marking the points of ``labels_json``'s window (06:35 to 06:45)."""
+    frame = pd.read_csv(series_csv)
+    frame["label"] = 0
+    frame.loc[395:405, "label"] = 1
+    path = tmp_path / "labelled.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_label_column_is_no_value_column_and_evaluate_reuses_it(runner, labelled_series_csv, labels_json,
+                                                                  tmp_path):
+    model = fit_series_model(runner, labelled_series_csv, tmp_path, "--label-column", "label", "--contamination",
+                             0.02)
+    info = json.loads(run(runner, "info", "--json", model).stdout)
+    assert info["series_windows"]["value_columns"] == ["value"]
+    assert info["fit_info"]["label_column"] == "label" and info["fit_info"]["n_rows"] == 600
+    result = run(runner, "evaluate", "-m", model, "--json", labelled_series_csv)
+    assert result.exit_code == 0, result.output
+    by_labels = json.loads(result.stdout)
+    assert by_labels["n_anomalous_points"] == 11
+    scored = pd.read_csv(io.StringIO(run(runner, "score", "-m", model, labelled_series_csv).stdout))
+    labels = pd.read_csv(labelled_series_csv)["label"]
+    assert by_labels["point_roc_auc"] == pytest.approx(roc_auc_score(labels, scored["anomaly_score"]))
+    assert by_labels["n_alarms"] == scored["is_anomaly"].sum()
+    windows_file = tmp_path / "windows.json"
+    windows_file.write_text(json.dumps(next(iter(json.loads(labels_json.read_text()).values()))))
+    by_windows = json.loads(run(runner, "evaluate", "-m", model, "--windows", windows_file, "--json",
+                                labelled_series_csv).stdout)
+    # each run of labelled points is one window: the same window metrics as the equivalent labels file
+    for key in ("windows", "detected_windows", "false_alarms", "raw_score", "nab_score", "n_alarms"):
+        assert by_labels[key] == by_windows[key], key
+    text = run(runner, "evaluate", "-m", model, labelled_series_csv).stdout
+    assert "point ROC-AUC" in text and "(11 labelled point(s) in 'label')" in text and "NAB score" in text
+
+
+def test_threshold_chooses_a_series_models_point_threshold(runner, labelled_series_csv, tmp_path):
+    model = fit_series_model(runner, labelled_series_csv, tmp_path, "--label-column", "label")
+    tuned = tmp_path / "tuned.adscore"
+    result = run(runner, "threshold", "-m", model, "--tolerance", 3, "--json", labelled_series_csv, "-o", tuned)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    chosen, previous = report["chosen"], report["previous"]
+    assert chosen["f1"] >= previous["f1"] and chosen["n_flagged"] < previous["n_flagged"]
+    before = json.loads(run(runner, "info", "--json", model).stdout)
+    after = json.loads(run(runner, "info", "--json", tuned).stdout)
+    assert previous["threshold"] == before["series_windows"]["point_scale"][1]
+    assert after["series_windows"]["point_scale"][1] == chosen["threshold"]
+    assert after["threshold"] == before["threshold"]  # the window threshold is not the alarm threshold
+    assert after["fit_info"]["threshold_source"]["method"] == "f1"
+    scored = pd.read_csv(io.StringIO(run(runner, "score", "-m", tuned, labelled_series_csv).stdout))
+    assert int(scored["is_anomaly"].sum()) == chosen["n_flagged"]
+    assert "points " + f"{chosen['threshold']:.6g}" in run(runner, "info", tuned).stdout
+
+
+def test_score_of_a_series_model_names_its_columns_and_keeps_remembered_ids(runner, series_csv, tmp_path):
+    model = tmp_path / "ids.adscore"
+    result = run(runner, "fit", "-d", "ae", "-p", "epochs=2", "--time-column", "ts", "--id-column", "host",
+                 "--window", 16, "--quiet", series_csv, "-o", model)
+    assert result.exit_code == 0 and result.stderr == ""
+    result = run(runner, "score", "-m", model, "--score-name", "s", "--flag-name", "alarm", "-q", series_csv)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert list(pd.read_csv(io.StringIO(result.stdout)).columns) == ["ts", "host", "s", "alarm",
+                                                                     "anomaly_probability"]
+    assert_clean_error(run(runner, "score", "-m", model, "--score-name", "host", series_csv), "'host'")
+    assert_clean_error(run(runner, "score", "-m", model, "--probability", "unify", series_csv), "drop --probability")

@@ -7,7 +7,7 @@ import pytest
 
 from pyod_ae_ext.errors import DataError
 from pyod_ae_ext.nab_eval import (REWARD_LOW_FN_PROFILE, STANDARD_PROFILE, corpus_score, evaluate_alarms,
-                                  load_windows, probation_length, scaled_sigmoid)
+                                  load_windows, probation_length, scaled_sigmoid, windows_from_labels)
 
 
 def _alarms(n, at):
@@ -119,3 +119,12 @@ def test_the_nab_benchmark_stops_with_one_line_without_its_data(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("Error: NAB data not found")
 
+
+
+def test_windows_from_labels_are_the_runs_of_labelled_points():
+    times = np.arange(10) * 60.0
+    labels = np.array([1, 1, 0, 0, 1, 0, 0, 1, 1, 1])
+    assert windows_from_labels(times, labels) == [(0.0, 60.0), (240.0, 240.0), (420.0, 540.0)]
+    assert windows_from_labels(times, np.zeros(10)) == []
+    with pytest.raises(DataError, match="equally long"):
+        windows_from_labels(times, labels[:5])

@@ -184,6 +184,8 @@ def write_stdout(payload: bytes) -> None:
     try:
         sys.stdout.buffer.write(payload)
         sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader stopped early (`| head`): click exits quietly
     except OSError as exc:
         raise AdscoreError(f"cannot write to standard output: {exc.strerror or exc}") from None
 

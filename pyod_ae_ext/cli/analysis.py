@@ -38,20 +38,22 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
 
 
 def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
-          sign_key_file=None, image_shape=None, device=None):
+          sign_key_file=None, image_shape=None, device=None, detector=None):
     """The model and DATA's rows: table features by name, or images (an .npz's label array is the label column).
 
     Id and label columns come from the flags, else from what the model remembers of its fit.
+    ``detector``: the model, already loaded from ``model``.
     """
     from ..backbones_image import model_image_shape
     from ..data import read_frame, read_scoring_table
     from ..images import array_names, is_image_source, parse_image_shape
 
-    detector = load_model(model, sign_key_file, device)
+    if detector is None:
+        detector = load_model(model, sign_key_file, device)
     if getattr(detector, "series_windows_", None) is not None:
         raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
                              "table of rows: score the series with `adscore score`, measure it with "
-                             "`adscore evaluate --windows LABELS.json`")
+                             "`adscore evaluate` (a 0/1 --label-column, or --windows LABELS.json)")
     shape = model_image_shape(detector)
     if image_shape is not None:
         given = parse_image_shape(image_shape)
@@ -191,6 +193,10 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
     recall and F1. Nothing is written unless asked: -o NEW_MODEL saves a copy with
     the new threshold, --in-place rewrites MODEL atomically.
 
+    A series model (`fit --window`) gets its point threshold chosen from one 0/1
+    label per time point; with --tolerance N an alarm up to N points before an
+    anomalous point counts as a hit.
+
     \b
     Examples:
       adscore threshold -m toll.adscore --label-column label valid.csv           # show, change nothing
@@ -198,7 +204,10 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
       adscore threshold -m toll.adscore --label-column label --cost-false-alarm 1 --cost-missed 20 \\
           --in-place valid.csv
       adscore threshold -m toll.adscore --label-column y --objective cost --tolerance 5 sensor.csv
+      adscore threshold -m vrae.adscore --label-column anomaly --tolerance 10 series.csv -o tuned.adscore
     """
+    import numpy as np
+
     from ..analysis import best_threshold, evaluate_threshold
     from ..outputs import check_output_path
     from ..persistence import save_detector, set_threshold
@@ -218,13 +227,26 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
     objective = objective or ("cost" if costs_given else "f1")
     a = 1.0 if cost_false_alarm is None else cost_false_alarm
     b = 1.0 if cost_missed is None else cost_missed
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
-                            sign_key_file=sign_key_file)
-    scores = detector.decision_function(table.X)
-    previous = evaluate_threshold(scores, table.labels, detector.threshold_, objective, a, b, tolerance)
-    choice = best_threshold(scores, table.labels, objective, a, b, tolerance)
-    if target:
+    detector = load_model(model, sign_key_file)
+    series = getattr(detector, "series_windows_", None) is not None
+    if series:
+        scores, labels, current = _series_points(detector, data, label_column, columns, exclude)
+    else:
+        detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
+                                detector=detector)
+        scores, labels, current = detector.decision_function(table.X), table.labels, detector.threshold_
+    previous = evaluate_threshold(scores, labels, current, objective, a, b, tolerance)
+    choice = best_threshold(scores, labels, objective, a, b, tolerance)
+    if series:  # a point is an alarm at or above the point threshold: the same points as score > cut
+        from ..windows import set_point_threshold
+
+        previous.threshold = detector.series_windows_.point_scale[1]
+        choice.threshold = float(np.nextafter(choice.threshold, np.inf))
+        if target:
+            set_point_threshold(detector, choice.threshold)
+    elif target:
         set_threshold(detector, choice.threshold)
+    if target:
         detector.fit_info_ = {**(getattr(detector, "fit_info_", None) or {}),
                               "threshold_source": _threshold_source(objective, a, b, tolerance, data, len(scores))}
         save_detector(detector, target, signing_key=signing_key(sign_key_file))
@@ -235,8 +257,9 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
                    "cost_missed": b, "written": str(target) if target else None})
         return
     what = "F1" if objective == "f1" else f"cost ({a:g} per false alarm + {b:g} per missed anomaly)"
-    tol = f", tolerance {tolerance} rows" if tolerance else ""
-    click.echo(f"optimised {what} on {len(scores)} labelled rows ({choice.n_anomalies} anomalies{tol})")
+    rows = "points" if series else "rows"
+    tol = f", tolerance {tolerance} {rows}" if tolerance else ""
+    click.echo(f"optimised {what} on {len(scores)} labelled {rows} ({choice.n_anomalies} anomalies{tol})")
     for label, c in (("old", previous), ("new", choice)):
         value = f"F1 {c.f1:.4f}" if objective == "f1" else f"cost {c.cost:g}"
         click.echo(f"{label} threshold {c.threshold:.6g}: {value}; {c.alarms} alarms, {c.false_alarms} false, "
@@ -245,6 +268,18 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
         click.echo(f"wrote threshold {choice.threshold:.6g} to {target}")
     else:
         click.echo("model unchanged: add -o NEW_MODEL or --in-place to save the new threshold")
+
+
+def _series_points(detector, data, label_column, columns, exclude):
+    """`threshold` of a series model: (point scores, labels, the point threshold as a `score > cut` cut)."""
+    import numpy as np
+
+    from .series import labelled_points
+
+    if columns or exclude:
+        raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
+    _, scores, labels, _ = labelled_points(detector, data, label_column)
+    return scores, labels, float(np.nextafter(detector.series_windows_.point_scale[1], -np.inf))
 
 
 def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data, n_rows) -> dict:
@@ -256,14 +291,29 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
     return source
 
 
+def _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation, as_json):
+    """`evaluate` of a series model against a 0/1 label column (the flag's, else the one given to `fit`)."""
+    from .series import evaluate_series_labels, print_series_evaluation
+
+    if columns or exclude or plot:
+        raise ParameterError("a series model reads the value columns it was fitted on and has no --plot report: "
+                             "drop --columns, --exclude and --plot")
+    metrics = evaluate_series_labels(detector, data, label_column, time_column, probation)
+    if as_json:
+        echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
+    else:
+        print_series_evaluation(metrics)
+
+
 @click.command()
 @model_and_labelled_data("0/1 column: 1 marks an anomaly [default: the one given to `adscore fit`].")
 @click.option("--windows", "windows_file", type=click.Path(dir_okay=False), metavar="LABELS.json",
               help="Series model: labelled anomaly windows, [[start, end], ...] or NAB's {file: [[start, end]]}; "
                    "gives NAB-style window metrics instead of --label-column.")
-@click.option("--time-column", metavar="NAME", help="With --windows: the time column (default: the model's).")
+@click.option("--time-column", metavar="NAME", help="Series model: the time column (default: the model's).")
 @click.option("--probation", type=click.FloatRange(0, 1, max_open=True), default=0.15, show_default=True,
-              help="With --windows: leading fraction of the series not scored (NAB's probationary period).")
+              help="Series model: leading fraction of the series whose alarms and windows are not scored "
+                   "(NAB's probationary period).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_plot_option
 @device_option
@@ -273,16 +323,21 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
     """Measure a model against labelled DATA: ROC-AUC, average precision, and
     precision, recall and F1 at the model's threshold.
 
-    With --windows, a series model's alarms (points scored above its threshold) are
-    measured against labelled time windows the NAB way: an alarm inside a window
-    counts once, one outside is a false alarm; window recall and precision, and the
-    NAB standard-profile score (100 = every window found at its start, 0 = no alarm).
+    A series model (`fit --window`) is measured per time point and per labelled
+    window. Its alarms (points scored at or above its point threshold) are measured
+    against labelled time windows the NAB way: an alarm inside a window counts once,
+    one outside is a false alarm; window recall and precision, and the NAB
+    standard-profile score (100 = every window found at its start, 0 = no alarm).
+    The windows come from --windows LABELS.json, or from a 0/1 label column (each run
+    of consecutive 1s is one window), which also gives the point ROC-AUC, average
+    precision and precision/recall/F1 of the alarms.
 
     \b
     Examples:
       adscore evaluate -m toll.adscore --label-column label test.csv
       adscore evaluate -m toll.adscore --label-column label --json --plot report.png test.csv
       adscore evaluate -m vrae.adscore --time-column ts --windows labels.json series.csv
+      adscore evaluate -m vrae.adscore --label-column anomaly series.csv
     """
     import numpy as np
 
@@ -303,11 +358,16 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
             print_series_evaluation(metrics)
         return
 
+    detector = load_model(model, sign_key_file, device)
+    if getattr(detector, "series_windows_", None) is not None:
+        _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation,
+                         as_json)
+        return
     if plot:
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
-                            sign_key_file=sign_key_file, device=device)
+                            detector=detector)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:

@@ -119,19 +119,20 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         raise ParameterError("--sample draws rows from CSV or Parquet files; image data are read whole: drop --sample")
     name, detector = _detector_from_options(detectors, assignments, combine, normalize, weights, seed, device,
                                             contamination)
+    note = (lambda message: None) if quiet else echo_err
     if check_series_fit(window, time_column, sample, engine):
-        seconds = fit_series_from_file(data, name, detector, columns, exclude, id_columns, time_column, window,
-                                       stride, fold, gaps, fit_detector, echo_err)
+        seconds, n_points = fit_series_from_file(data, name, detector, columns, exclude, id_columns, label_column,
+                                                 time_column, window, stride, fold, gaps, fit_detector, note)
+        detector.fit_info_ = fit_record(detector, n_points, seconds, exclude, id_columns, label_column)
         save_detector(detector, output, signing_key=key)
-        echo_err(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags "
-                 f"{int(np.sum(detector.labels_))} of {len(detector.labels_)} training windows, point threshold "
-                 f"{detector.series_windows_.point_scale[1]:.6g} ({detector.series_windows_.fold} fold); "
-                 f"saved {output}")
+        note(f"fitted in {seconds:.2f}s; threshold {detector.threshold_:.6g} flags "
+             f"{int(np.sum(detector.labels_))} of {len(detector.labels_)} training windows, point threshold "
+             f"{detector.series_windows_.point_scale[1]:.6g} ({detector.series_windows_.fold} fold); "
+             f"saved {output}")
         return
     if engine == "dask" and name != "ensemble":
         raise ParameterError("--engine dask fits the members of an ensemble in parallel: give several "
                              "--detector options with --combine, or drop --engine dask")
-    note = (lambda message: None) if quiet else echo_err
     X, feature_names, sampled = _training_data(data, name, detector, sample, seed, columns, exclude, id_columns,
                                                label_column, shape, verbose and not quiet, note)
     members = list(detector.detectors) if name == "ensemble" else None

@@ -129,10 +129,10 @@ def info(model, as_json, sign_key_file):
         ("id columns", ", ".join(fit_info.get("id_columns", [])) or "-"),
         ("excluded", ", ".join(fit_info.get("exclude", [])) or "-"),
         ("label", fit_info.get("label_column") or "-"),
-        ("fitted", _fitted_line(fit_info, training)),
+        ("fitted", _fitted_line(fit_info, training, meta.get("series_windows"))),
         *_series_lines(meta.get("series_windows")),
         *[(f"loss {name}" if name else "loss", text) for name, text in _loss_lines(training)],
-        ("threshold", f"{meta['threshold']:.6g} ({describe_threshold_source(fit_info.get('threshold_source'))})"),
+        ("threshold", _threshold_line(meta, fit_info)),
         ("signature", _signature_line(meta)),
         ("sha256", f"{meta.get('content_sha256', '')} (detects damage, not deliberate changes)"),
         ("versions", ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())),
@@ -207,8 +207,11 @@ def describe_threshold_source(source) -> str:
             f"{source.get('cost_missed', 1):g} per missed anomaly")
 
 
-def _fitted_line(fit_info, training) -> str:
-    parts = [f"{training['n_rows']} training rows"]
+def _fitted_line(fit_info, training, series_windows=None) -> str:
+    if series_windows and "n_rows" in fit_info:
+        parts = [f"{training['n_rows']} training windows of a {fit_info['n_rows']}-point series"]
+    else:
+        parts = [f"{training['n_rows']} training {'windows' if series_windows else 'rows'}"]
     if "fitted_at" in fit_info:
         parts.append(f"on {fit_info['fitted_at']}")
     if "fit_seconds" in fit_info:
@@ -221,6 +224,14 @@ def _loss_lines(training):
         trend = "still falling: more epochs may help" if loss["still_falling"] else "levelled off"
         networks = f" (mean of {loss['networks']} networks)" if "networks" in loss else ""
         yield name, f"{loss['final_loss']:.6g}{networks} after {loss['epochs']} epochs ({trend})"
+
+
+def _threshold_line(meta, fit_info) -> str:
+    source = describe_threshold_source(fit_info.get("threshold_source"))
+    windows = meta.get("series_windows")
+    if windows:  # a series model's alarms are points; its window threshold only ranks windows
+        return f"points {windows['point_scale'][1]:.6g} ({source}); windows {meta['threshold']:.6g}"
+    return f"{meta['threshold']:.6g} ({source})"
 
 
 def _series_lines(windows):

@@ -100,7 +100,7 @@ def score(data, config, model, columns, exclude, id_columns, output, fmt, top, p
 
         if engine != "local":
             raise ParameterError("a series model scores one series locally: drop --engine dask")
-        score_series_file(detector, data, id_columns, output, fmt, top, echo_err)
+        score_series_file(detector, data, id_columns, output, fmt, top, note, names)
         return
     features = model_features(detector)
     from ..images import is_image_source

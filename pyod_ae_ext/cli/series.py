@@ -1,4 +1,4 @@
-"""Time series on the command line: ``fit --window``, ``score`` of a series model, ``evaluate --windows``.
+"""Time series on the command line: ``fit --window``, ``score`` of a series model, its ``evaluate``.
 
 The commands themselves live in :mod:`pyod_ae_ext.cli.fit`, ``score`` and ``analysis``;
 they call these helpers when a series is involved (see :mod:`pyod_ae_ext.windows`).
@@ -10,7 +10,7 @@ import time
 import click
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import DataError, ParameterError
 
 series_fit_options = [
     click.option("--time-column", metavar="NAME",
@@ -49,16 +49,24 @@ def check_series_fit(window, time_column, sample, engine) -> bool:
     return True
 
 
-def fit_series_from_file(data, name, detector, columns, exclude, id_columns, time_column, window, stride, fold,
-                         gaps, fit_detector, note):
-    """Fit ``detector`` on the windows of the series in ``data``; return the seconds the fit took."""
+def fit_series_from_file(data, name, detector, columns, exclude, id_columns, label_column, time_column, window,
+                         stride, fold, gaps, fit_detector, note):
+    """Fit ``detector`` on the windows of the series in ``data``; return (seconds the fit took, points).
+
+    The label column, like the time, id and excluded columns, is never a value column.
+    """
     from ..columns import split_names as _split_names
     from ..data import read_frame
     from ..windows import mark_series_model, series_settings, training_windows
 
     frame = read_frame(data)
-    not_values = {time_column, *_split_names(exclude), *_split_names(id_columns)}
+    if label_column is not None and label_column not in frame.columns:
+        raise DataError(f"--label-column {label_column!r} is not a column of {data}; its columns are "
+                        f"{', '.join(map(str, frame.columns[:20]))}")
+    not_values = {time_column, label_column, *_split_names(exclude), *_split_names(id_columns)}
     value_columns = _split_names(columns) or [c for c in frame.columns if c not in not_values]
+    if label_column is not None and label_column in value_columns:
+        raise ParameterError(f"--columns names the label column {label_column!r}: a label is never a value column")
     _refuse_text_columns(frame, value_columns)
     settings = series_settings(frame, window, stride, fold, gaps, time_column, value_columns)
     note(f"fitting {name} on {len(frame)} points x {len(settings.value_columns)} column(s) in windows of {window} "
@@ -68,13 +76,11 @@ def fit_series_from_file(data, name, detector, columns, exclude, id_columns, tim
     fit_detector(name, detector, windows)
     seconds = time.perf_counter() - started
     mark_series_model(detector, settings, frame)
-    return seconds
+    return seconds, len(frame)
 
 
 def _refuse_text_columns(frame, value_columns) -> None:
     import pandas as pd
-
-    from ..errors import DataError
 
     text = [c for c in value_columns if c in frame.columns and not (
         pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
@@ -83,8 +89,13 @@ def _refuse_text_columns(frame, value_columns) -> None:
                         f"with --exclude {','.join(map(str, text))}, or name the value columns with --columns")
 
 
-def score_series_file(detector, data, id_columns, output, fmt, top, note):
-    """Write one score per point of the series in ``data`` (its time column and ids first)."""
+def score_series_file(detector, data, id_columns, output, fmt, top, note, names=None):
+    """Write one score per point of the series in ``data`` (its time column and ids first).
+
+    Without ``id_columns``, the id columns the model was fitted with are copied where
+    ``data`` has them; ``names`` (:class:`pyod_ae_ext.streaming.OutputColumns`) names the
+    output columns.
+    """
     import pyarrow as pa
 
     from .. import streaming
@@ -94,16 +105,26 @@ def score_series_file(detector, data, id_columns, output, fmt, top, note):
 
     settings = detector.series_windows_
     frame = read_frame(data)
-    scores = score_series(detector, frame)
-    kept = [c for c in [settings.time_column, *_split_names(id_columns)] if c is not None]
-    missing = [c for c in kept if c not in frame.columns]
+    ids = _split_names(id_columns)
+    missing = [c for c in ids if c not in frame.columns]
     if missing:
         raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
+    if not ids:
+        remembered = (getattr(detector, "fit_info_", None) or {}).get("id_columns", [])
+        ids = [c for c in remembered if c in frame.columns]
+    kept = [c for c in [settings.time_column, *ids] if c is not None]
+    names = names or streaming.OutputColumns()
+    names.check(kept)
+    if names.probability_method != "linear":
+        raise ParameterError("a series model's probability is linear between the training series' lowest and "
+                             "highest point score: drop --probability unify")
+    scores = score_series(detector, frame)
     ids = pa.Table.from_pandas(frame[list(dict.fromkeys(kept))], preserve_index=False) if kept else None
     rule = ("mean of its own terms in" if settings.fold == "point" else settings.fold + " of")
     note(f"scored {len(scores)} points from windows of {settings.window} (stride {settings.stride}, "
          f"each point the {rule} the windows covering it)")
-    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, PointScale(settings), top)
+    streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, PointScale(settings), top,
+                            names=names)
 
 
 
@@ -125,7 +146,6 @@ class PointScale:
 def evaluate_series_file(detector, data, windows_file, time_column, probation):
     """NAB-style metrics of the model's alarms (score above its threshold) on the series in ``data``."""
     from ..data import read_frame
-    from ..errors import DataError
     from ..nab_eval import evaluate_alarms, load_windows
     from ..windows import parse_times, point_labels, score_series
 
@@ -146,9 +166,69 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation):
             **result.as_dict()}
 
 
+def labelled_points(detector, data, label_column, alternative=None):
+    """(frame, point scores, 0/1 labels, label column) of the series in ``data`` for a series model.
+
+    The label column is the flag's, else the one given to ``fit``; ``alternative`` names
+    another way to give labels, for the error when there is none.
+    """
+    from ..data import binary_labels, read_frame
+    from ..windows import score_series
+
+    label_column = label_column or (getattr(detector, "fit_info_", None) or {}).get("label_column")
+    instead = f", or {alternative}" if alternative else ""
+    if label_column is None:
+        raise ParameterError(f"a series model needs labels: give --label-column NAME (0/1 per point){instead}")
+    frame = read_frame(data)
+    if label_column not in frame.columns:
+        raise DataError(f"label column {label_column!r} is not a column of {data}; give --label-column "
+                        f"NAME{instead}")
+    labels = binary_labels(frame[label_column], label_column)
+    return frame, score_series(detector, frame), labels, label_column
+
+
+def evaluate_series_labels(detector, data, label_column, time_column, probation):
+    """A series model against a 0/1 label column of ``data``: point and NAB-style window metrics.
+
+    Point metrics (``point_*``): ROC-AUC and average precision of the point scores, and
+    precision, recall and F1 of the alarms (points at or above the model's point
+    threshold). Window metrics, with the keys of :func:`evaluate_series_file`: every run
+    of consecutive labelled points is one window, scored the NAB way.
+    """
+    from ..analysis import evaluate as evaluate_scores
+    from ..nab_eval import evaluate_alarms, windows_from_labels
+    from ..windows import parse_times, point_labels
+
+    settings = detector.series_windows_
+    frame, scores, labels, label_column = labelled_points(detector, data, label_column, "--windows LABELS.json")
+    threshold = settings.point_scale[1]
+    # evaluate() flags score > threshold; a series model's alarms are score >= threshold
+    points = evaluate_scores(scores, labels, float(np.nextafter(threshold, -np.inf)))
+    alarms = point_labels(detector, scores).astype(bool)
+    time_column = time_column or settings.time_column
+    if time_column is None:
+        times = np.arange(len(frame))
+    elif time_column not in frame.columns:
+        raise DataError(f"time column {time_column!r} is not in {data}")
+    else:
+        times = parse_times(frame[time_column], time_column)[0]
+    windows = evaluate_alarms(times, alarms, windows_from_labels(times, labels), probationary_percent=probation)
+    return {"n_points": int(len(frame)), "threshold": threshold, "n_alarms": int(alarms.sum()),
+            "label_column": label_column, "n_anomalous_points": points["n_anomalies"],
+            "point_roc_auc": points["roc_auc"], "point_average_precision": points["average_precision"],
+            "point_precision": points["precision"], "point_recall": points["recall"], "point_f1": points["f1"],
+            **windows.as_dict()}
+
+
 def print_series_evaluation(metrics: dict) -> None:
     click.echo(f"{metrics['n_points']} points, {metrics['windows']} labelled window(s) scored, "
                f"{metrics['n_alarms']} alarm point(s) at threshold {metrics['threshold']:.6g}")
+    if "point_roc_auc" in metrics:
+        click.echo(f"point ROC-AUC      {metrics['point_roc_auc']:.4f} ({metrics['n_anomalous_points']} labelled "
+                   f"point(s) in {metrics['label_column']!r})")
+        click.echo(f"point avg precision {metrics['point_average_precision']:.4f}")
+        click.echo(f"point alarms       precision {metrics['point_precision']:.4f}, recall "
+                   f"{metrics['point_recall']:.4f}, F1 {metrics['point_f1']:.4f}")
     click.echo(f"window recall      {metrics['recall']:.4f} ({metrics['detected_windows']} of {metrics['windows']})")
     click.echo(f"window precision   {metrics['precision']:.4f} ({metrics['false_alarms']} false alarm(s))")
     click.echo(f"NAB score          {metrics['nab_score']:.2f} (standard profile; raw {metrics['raw_score']:.4f}, "
