@@ -49,6 +49,12 @@ class Contributions:
     unit: str               # "contribution" or "share"
     source: str             # what the attribution comes from, in words
 
+    @classmethod
+    def of(cls, values, columns, source: str, unit: str = "contribution") -> "Contributions":
+        """``values`` (rows, columns) with their shares of each row's total."""
+        values = np.asarray(values, dtype=np.float64)
+        return cls(values, _shares(values), list(columns), unit, source)
+
 
 def _detector_name(detector) -> str:
     from .registry import get_registry
@@ -92,7 +98,7 @@ def contributions(detector, X, feature_names=None) -> Contributions:
     feature_names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
     if not isinstance(detector, Ensemble):
         values, columns, name = _single_contributions(detector, X, feature_names)
-        return Contributions(values, _shares(values), columns, "contribution", f"{name} contributions")
+        return Contributions.of(values, columns, f"{name} contributions")
     explained, skipped, parts = [], [], []
     for name, member in zip(detector.member_names_, detector.members_):
         try:
@@ -115,7 +121,7 @@ def contributions(detector, X, feature_names=None) -> Contributions:
     source = f"mean feature shares of ensemble member(s) {', '.join(explained)}"
     if skipped:
         source += f" ({', '.join(skipped)} attribute nothing to features)"
-    return Contributions(mean, _shares(mean), columns, "share", source)
+    return Contributions.of(mean, columns, source, unit="share")
 
 
 def explain(detector, X, feature_names=None, top=20, n_features=5, ids=None) -> dict:
@@ -130,8 +136,16 @@ def explain(detector, X, feature_names=None, top=20, n_features=5, ids=None) -> 
     X = np.asarray(X, dtype=np.float64)
     scores = np.asarray(detector.decision_function(X), dtype=np.float64)
     attribution = contributions(detector, X, feature_names)
-    threshold = float(detector.threshold_)
-    flagged = scores > threshold
+    return explain_scores(_detector_name(detector), scores, attribution, float(detector.threshold_), top,
+                          n_features, ids)
+
+
+def explain_scores(detector_name, scores, attribution: Contributions, threshold, top=20, n_features=5, ids=None,
+                   flag_at_threshold=False) -> dict:
+    """:func:`explain` of given ``scores`` and their ``attribution`` (rows flagged above ``threshold``, or at or
+    above it with ``flag_at_threshold``, as a series model's points are)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    flagged = scores >= threshold if flag_at_threshold else scores > threshold
     order = np.argsort(-scores, kind="stable")[:top]
     k = min(n_features, len(attribution.columns))
     rank = np.argsort(-attribution.values[order], axis=1, kind="stable")[:, :k]
@@ -153,7 +167,7 @@ def explain(detector, X, feature_names=None, top=20, n_features=5, ids=None) -> 
                 f"mean_{attribution.unit}": float(mean_value[j]), "top_in_rows": int(counts[j])}
                for j in np.argsort(-mean_share, kind="stable")]
     return {
-        "detector": _detector_name(detector),
+        "detector": detector_name,
         "source": attribution.source,
         "unit": attribution.unit,
         "threshold": threshold,

@@ -467,10 +467,31 @@ def score_series(detector, frame, fold: str | None = None) -> np.ndarray:
     return point_scores[series.grid_index]
 
 
-def _step_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
-    """Each window's per-feature score terms summed over the columns: shape (windows, window)."""
+def _window_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
+    """Each window's per-feature score terms: shape (windows, window, value columns)."""
     try:
         terms = detector.feature_contributions(windows)
     except (AttributeError, NotImplementedError):
         raise ParameterError(_POINT_FOLD_NEEDS.format(name=type(detector).__name__)) from None
-    return terms.reshape(terms.shape[0], settings.window, len(settings.value_columns)).sum(axis=2)
+    return np.asarray(terms, dtype=np.float64).reshape(terms.shape[0], settings.window, len(settings.value_columns))
+
+
+def _step_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
+    """Each window's per-feature score terms summed over the columns: shape (windows, window)."""
+    return _window_terms(detector, windows, settings).sum(axis=2)
+
+
+def point_contributions(detector, frame) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, terms)`` of each row of ``frame``: its point score and its own terms per value column.
+
+    ``terms[i, c]`` is the mean, over the windows covering point ``i``, of column ``c``'s
+    score term at that point (what ``fold="point"`` sums over the columns), so with the
+    point fold each row of ``terms`` sums to the point's score. Needs a detector with
+    per-feature contributions, like ``fold="point"``.
+    """
+    settings = detector.series_windows_
+    series, starts, windows = series_windows(frame, settings)
+    n_points = series.values.shape[0]
+    terms = _window_terms(detector, windows, settings)
+    columns = np.column_stack([fold_point_terms(terms[:, :, c], starts, n_points) for c in range(terms.shape[2])])
+    return score_series(detector, frame), columns[series.grid_index]

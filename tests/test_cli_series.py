@@ -90,7 +90,11 @@ def test_series_bad_input_is_one_clean_error(runner, series_csv, labels_json, tm
     assert not (tmp_path / "s.csv").exists()
     assert_clean_error(run(runner, "evaluate", "-m", model, series_csv), "needs labels", "--label-column",
                        "--windows")
-    assert_clean_error(run(runner, "explain", "-m", model, series_csv), "fitted on the windows of a series")
+    assert_clean_error(run(runner, "report", "-m", model, series_csv, "-o", tmp_path / "r.html"),
+                       "fitted on the windows of a series")
+    assert_clean_error(run(runner, "explain", "-m", model, "--columns", "value", series_csv), "drop --image-shape")
+    assert_clean_error(run(runner, "evaluate", "-m", model, "--windows", labels_json, "--label-column", "value",
+                           series_csv), "drop --label-column")
     assert_clean_error(run(runner, "evaluate", "-m", model, "--label-column", "value", series_csv),
                        "label column 'value' must hold 0")
     assert_clean_error(run(runner, "evaluate", "-m", model, "--label-column", "nope", series_csv),
@@ -169,3 +173,55 @@ def test_score_of_a_series_model_names_its_columns_and_keeps_remembered_ids(runn
                                                                      "anomaly_probability"]
     assert_clean_error(run(runner, "score", "-m", model, "--score-name", "host", series_csv), "'host'")
     assert_clean_error(run(runner, "score", "-m", model, "--probability", "unify", series_csv), "drop --probability")
+
+
+def test_explain_names_the_value_column_that_carries_a_points_score(runner, tmp_path):
+    n = 800
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"ts": np.arange(n) * 10, "a": np.sin(np.arange(n) / 6), "b": np.cos(np.arange(n) / 9)})
+    frame[["a", "b"]] += 0.05 * rng.normal(size=(n, 2))
+    frame.loc[600:603, "b"] += 3.0
+    data = tmp_path / "two.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "two.adscore"
+    fitted = run(runner, "fit", "-d", "ae", "-p", "epochs=20", "--seed", 0, "--time-column", "ts", "--window", 16,
+                 data, "-o", model)
+    assert fitted.exit_code == 0, fitted.output
+    result = run(runner, "explain", "-m", model, "--top", 3, "--json", data)
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.stdout)
+    scored = pd.read_csv(io.StringIO(run(runner, "score", "-m", model, data).stdout))
+    for row in explained["rows"]:
+        assert 600 <= row["row"] <= 603 and row["id"] == {"ts": int(frame["ts"][row["row"]])}
+        assert row["features"][0]["feature"] == "b" and row["features"][0]["share"] > 0.5
+        # the point fold: a point's score is the sum of its own terms over the value columns
+        assert sum(f["contribution"] for f in row["features"]) == pytest.approx(row["anomaly_score"])
+        assert row["anomaly_score"] == pytest.approx(scored["anomaly_score"][row["row"]])
+    assert explained["n_rows"] == n and explained["n_flagged"] == int(scored["is_anomaly"].sum())
+
+
+def test_plots_of_a_series_model(runner, labelled_series_csv, labels_json, tmp_path):
+    from test_analysis import assert_png
+
+    model = fit_series_model(runner, labelled_series_csv, tmp_path, "--label-column", "label")
+    windows_file = tmp_path / "windows.json"
+    windows_file.write_text(json.dumps(next(iter(json.loads(labels_json.read_text()).values()))))
+    for command, extra in (("explain", []), ("evaluate", []), ("evaluate", ["--windows", windows_file])):
+        plot = tmp_path / f"{command}{len(extra)}.png"
+        result = run(runner, command, "-m", model, *extra, "--plot", plot, labelled_series_csv)
+        assert result.exit_code == 0, result.output
+        assert_png(plot)
+        assert f"wrote {plot}" in result.stderr
+
+
+def test_a_series_plot_shows_the_columns_that_weigh_most_at_the_alarms():
+    from pyod_ae_ext.series_plots import MAX_COLUMNS, shown_columns
+
+    n_columns = MAX_COLUMNS + 3
+    terms = np.ones((50, n_columns))
+    alarms = np.zeros(50, dtype=bool)
+    alarms[[10, 11]] = True
+    terms[np.ix_([10, 11], [2, 8])] = 100.0  # columns 2 and 8 carry the alarms' scores
+    shown = shown_columns([f"c{j}" for j in range(n_columns)], terms, alarms)
+    assert len(shown) == MAX_COLUMNS and {2, 8} <= set(shown) and shown == sorted(shown)
+    assert shown_columns(["a", "b"], terms[:, :2], alarms) == [0, 1]

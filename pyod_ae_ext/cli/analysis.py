@@ -52,8 +52,8 @@ def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None,
         detector = load_model(model, sign_key_file, device)
     if getattr(detector, "series_windows_", None) is not None:
         raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
-                             "table of rows: score the series with `adscore score`, measure it with "
-                             "`adscore evaluate` (a 0/1 --label-column, or --windows LABELS.json)")
+                             "table of rows: use `adscore score`, `explain` and `evaluate` (a 0/1 --label-column, "
+                             "or --windows LABELS.json) on the series")
     shape = model_image_shape(detector)
     if image_shape is not None:
         given = parse_image_shape(image_shape)
@@ -118,6 +118,11 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
 
     For images (a model with an image backbone, image data, or --image-shape), --plot
     shows the top images beside their reconstructions and per-pixel error maps.
+
+    A series model (`fit --window`) explains the top-scoring time points of the
+    series: each value column's share of the point's own reconstruction terms (the
+    time column and ids identify the points); --plot draws the series, its point
+    scores and alarms over time.
     """
     from ..analysis import explain as explain_rows, plot_explanation, require_matplotlib
     from ..outputs import check_output_path
@@ -125,8 +130,23 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
     if plot:
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file,
-                            image_shape=image_shape, device=device)
+    detector = load_model(model, sign_key_file, device)
+    if getattr(detector, "series_windows_", None) is not None:
+        from .series import explain_series_file
+
+        if image_shape or columns or exclude or label_column:
+            raise ParameterError("a series model is explained point by point over the value columns it was "
+                                 "fitted on (and the label column given to `fit`): drop --image-shape, --columns, "
+                                 "--exclude and --label-column")
+        result = explain_series_file(detector, data, id_columns, top, n_features, plot,
+                                     title=f"{Path(model).name} on {Path(data).name}")
+        result.pop("_heat"), result.pop("_scores")
+        _show_explanation(result, model, data, as_json)
+        if plot:
+            echo_err(f"wrote {plot}")
+        return
+    detector, table = _load(model, data, columns, exclude, id_columns, label_column, image_shape=image_shape,
+                            detector=detector)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -135,12 +155,16 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
         labels = table.labels if table.labels is not None and 0 < table.labels.sum() < len(table.labels) else None
         plot_explanation(plot, detector, table.X, scores, result["threshold"], image_shape=table.image_shape,
                          ids=table.ids, labels=labels, heat=heat, title=f"{result['detector']} on {Path(data).name}")
+    _show_explanation(result, model, data, as_json)
+    if plot:
+        echo_err(f"wrote {plot}")
+
+
+def _show_explanation(result, model, data, as_json):
     if as_json:
         echo_json(schema.explanation(result, model, data))
     else:
         _print_explanation(result)
-    if plot:
-        echo_err(f"wrote {plot}")
 
 
 def _print_explanation(result):
@@ -295,14 +319,16 @@ def _evaluate_series(detector, model, data, label_column, columns, exclude, plot
     """`evaluate` of a series model against a 0/1 label column (the flag's, else the one given to `fit`)."""
     from .series import evaluate_series_labels, print_series_evaluation
 
-    if columns or exclude or plot:
-        raise ParameterError("a series model reads the value columns it was fitted on and has no --plot report: "
-                             "drop --columns, --exclude and --plot")
-    metrics = evaluate_series_labels(detector, data, label_column, time_column, probation)
+    if columns or exclude:
+        raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
+    metrics = evaluate_series_labels(detector, data, label_column, time_column, probation, plot,
+                                     title=f"{Path(model).name} on {Path(data).name}")
     if as_json:
         echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
     else:
         print_series_evaluation(metrics)
+    if plot:
+        echo_err(f"wrote {plot}")
 
 
 @click.command()
@@ -330,7 +356,8 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
     standard-profile score (100 = every window found at its start, 0 = no alarm).
     The windows come from --windows LABELS.json, or from a 0/1 label column (each run
     of consecutive 1s is one window), which also gives the point ROC-AUC, average
-    precision and precision/recall/F1 of the alarms.
+    precision and precision/recall/F1 of the alarms. --plot then draws the series,
+    its point scores and alarms over time, the labelled points shaded.
 
     \b
     Examples:
@@ -345,27 +372,28 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
     from ..errors import AdscoreError
     from ..outputs import check_output_path
 
+    if windows_file is not None and label_column is not None:
+        raise ParameterError("--windows measures alarms against labelled windows: drop --label-column")
+    if plot:
+        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
+        require_matplotlib()
+    detector = load_model(model, sign_key_file, device)
     if windows_file is not None:
         from .series import evaluate_series_file, print_series_evaluation
 
-        if label_column is not None or plot:
-            raise ParameterError("--windows measures alarms against labelled windows: drop --label-column and --plot")
-        metrics = evaluate_series_file(load_model(model, sign_key_file, device), data, windows_file, time_column,
-                                       probation)
+        metrics = evaluate_series_file(detector, data, windows_file, time_column, probation, plot,
+                                       title=f"{Path(model).name} on {Path(data).name}")
         if as_json:
-            echo_json({"model": str(model), "data": str(data), **metrics})
+            echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
         else:
             print_series_evaluation(metrics)
+        if plot:
+            echo_err(f"wrote {plot}")
         return
-
-    detector = load_model(model, sign_key_file, device)
     if getattr(detector, "series_windows_", None) is not None:
         _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation,
                          as_json)
         return
-    if plot:
-        check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
-        require_matplotlib()
     detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
                             detector=detector)
     scores = detector.decision_function(table.X)

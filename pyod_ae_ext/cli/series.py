@@ -1,4 +1,5 @@
-"""Time series on the command line: ``fit --window``, ``score`` of a series model, its ``evaluate``.
+"""Time series on the command line: ``fit --window``, and ``score``, ``explain``, ``evaluate`` and
+``threshold`` of a series model.
 
 The commands themselves live in :mod:`pyod_ae_ext.cli.fit`, ``score`` and ``analysis``;
 they call these helpers when a series is involved (see :mod:`pyod_ae_ext.windows`).
@@ -143,10 +144,13 @@ class PointScale:
         self._mu, self._sigma = float(np.mean(self.decision_scores_)), float(np.std(self.decision_scores_)) or 1.0
 
 
-def evaluate_series_file(detector, data, windows_file, time_column, probation):
-    """NAB-style metrics of the model's alarms (score above its threshold) on the series in ``data``."""
+def evaluate_series_file(detector, data, windows_file, time_column, probation, plot=None, title=None):
+    """NAB-style metrics of the model's alarms (score above its threshold) on the series in ``data``.
+
+    ``plot``: also write the series, its scores and alarms there, the windows shaded.
+    """
     from ..data import read_frame
-    from ..nab_eval import evaluate_alarms, load_windows
+    from ..nab_eval import evaluate_alarms, load_windows, window_index
     from ..windows import parse_times, point_labels, score_series
 
     settings = getattr(detector, "series_windows_", None)
@@ -160,10 +164,66 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation):
         raise DataError(f"time column {time_column!r} is not in {data}")
     times, kind = parse_times(frame[time_column], time_column)
     windows = load_windows(windows_file, data, kind)
-    alarms = point_labels(detector, score_series(detector, frame)).astype(bool)
+    scores = score_series(detector, frame)
+    alarms = point_labels(detector, scores).astype(bool)
     result = evaluate_alarms(times, alarms, windows, probationary_percent=probation)
+    if plot:
+        plot_series_frame(plot, detector, frame, scores, labels=window_index(times, windows) >= 0, title=title)
     return {"n_points": int(len(frame)), "threshold": settings.point_scale[1], "n_alarms": int(alarms.sum()),
             **result.as_dict()}
+
+
+def plot_series_frame(path, detector, frame, scores, terms=None, labels=None, title=None) -> None:
+    """``--plot`` of a series model on ``frame``: its value columns, point scores and alarms over time."""
+    from ..series_plots import plot_series, time_axis
+    from ..validation import as_feature_matrix
+    from ..windows import parse_times
+
+    settings = detector.series_windows_
+    if settings.time_column is None:
+        times, kind = np.arange(len(frame)), "number"
+    else:
+        times, kind = parse_times(frame[settings.time_column], settings.time_column)
+    values = as_feature_matrix(frame[list(settings.value_columns)], what="the series")
+    plot_series(path, time_axis(times, kind), values, list(settings.value_columns), scores,
+                settings.point_scale[1], terms=terms, labels=labels,
+                time_label=settings.time_column or "row", title=title)
+
+
+def explain_series_file(detector, data, id_columns, top, n_features, plot=None, title=None) -> dict:
+    """``explain`` of a series model: the top-scoring points of the series in ``data`` and the value columns
+    that carry their scores (each point's own reconstruction terms, as ``fold="point"`` uses them).
+
+    ``plot``: also write the series, its scores and alarms there (labelled points shaded
+    when ``data`` has the label column given to ``fit``).
+    """
+    from ..analysis import Contributions, explain_scores
+    from ..columns import split_names as _split_names
+    from ..data import binary_labels, read_frame
+    from ..registry import get_registry
+    from ..windows import point_contributions
+
+    settings = detector.series_windows_
+    frame = read_frame(data)
+    ids = _split_names(id_columns) or [c for c in (getattr(detector, "fit_info_", None) or {}).get("id_columns", [])
+                                       if c in frame.columns]
+    missing = [c for c in ids if c not in frame.columns]
+    if missing:
+        raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
+    kept = list(dict.fromkeys(c for c in [settings.time_column, *ids] if c is not None))
+    scores, terms = point_contributions(detector, frame)
+    name = get_registry().name_of(detector) or type(detector).__name__
+    source = f"{name}: each point's own reconstruction terms per value column"
+    if settings.fold != "point":
+        source += f" (its score is the {settings.fold} of the scores of the windows covering it)"
+    result = explain_scores(name, scores, Contributions.of(terms, settings.value_columns, source),
+                            settings.point_scale[1], top, n_features,
+                            ids=frame[kept].reset_index(drop=True) if kept else None, flag_at_threshold=True)
+    if plot:
+        label_column = (getattr(detector, "fit_info_", None) or {}).get("label_column")
+        labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
+        plot_series_frame(plot, detector, frame, scores, terms, labels, title)
+    return result
 
 
 def labelled_points(detector, data, label_column, alternative=None):
@@ -187,7 +247,7 @@ def labelled_points(detector, data, label_column, alternative=None):
     return frame, score_series(detector, frame), labels, label_column
 
 
-def evaluate_series_labels(detector, data, label_column, time_column, probation):
+def evaluate_series_labels(detector, data, label_column, time_column, probation, plot=None, title=None):
     """A series model against a 0/1 label column of ``data``: point and NAB-style window metrics.
 
     Point metrics (``point_*``): ROC-AUC and average precision of the point scores, and
@@ -213,6 +273,8 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation)
     else:
         times = parse_times(frame[time_column], time_column)[0]
     windows = evaluate_alarms(times, alarms, windows_from_labels(times, labels), probationary_percent=probation)
+    if plot:
+        plot_series_frame(plot, detector, frame, scores, labels=labels, title=title)
     return {"n_points": int(len(frame)), "threshold": threshold, "n_alarms": int(alarms.sum()),
             "label_column": label_column, "n_anomalous_points": points["n_anomalies"],
             "point_roc_auc": points["roc_auc"], "point_average_precision": points["average_precision"],
