@@ -100,33 +100,56 @@ def score_series_file(detector, data, id_columns, output, fmt, top, note, names=
     import pyarrow as pa
 
     from .. import streaming
-    from ..columns import split_names as _split_names
     from ..data import read_frame
     from ..windows import score_series
 
     settings = detector.series_windows_
     frame = read_frame(data)
-    ids = _split_names(id_columns)
-    missing = [c for c in ids if c not in frame.columns]
-    if missing:
-        raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
-    if not ids:
-        remembered = (getattr(detector, "fit_info_", None) or {}).get("id_columns", [])
-        ids = [c for c in remembered if c in frame.columns]
-    kept = [c for c in [settings.time_column, *ids] if c is not None]
+    kept = _point_ids(detector, frame, id_columns, data)
     names = names or streaming.OutputColumns()
     names.check(kept)
     if names.probability_method != "linear":
         raise ParameterError("a series model's probability is linear between the training series' lowest and "
                              "highest point score: drop --probability unify")
     scores = score_series(detector, frame)
-    ids = pa.Table.from_pandas(frame[list(dict.fromkeys(kept))], preserve_index=False) if kept else None
+    ids = pa.Table.from_pandas(frame[kept], preserve_index=False) if kept else None
     rule = ("mean of its own terms in" if settings.fold == "point" else settings.fold + " of")
     note(f"scored {len(scores)} points from windows of {settings.window} (stride {settings.stride}, "
          f"each point the {rule} the windows covering it)")
     streaming.write_results([streaming.Scored(ids, scores, 0)], output, fmt, PointScale(settings), top,
                             names=names)
 
+
+
+def _fitted_with(detector, key, default=None):
+    """What ``adscore fit`` recorded of its options (``fit_info_``), e.g. the label column."""
+    return (getattr(detector, "fit_info_", None) or {}).get(key, default)
+
+
+def _point_ids(detector, frame, id_columns, data) -> list:
+    """The columns that identify a series' points in outputs: its time column, then the ``--id-column``
+    columns, else the id columns given to ``fit`` that ``frame`` has."""
+    from ..columns import split_names as _split_names
+
+    ids = _split_names(id_columns)
+    missing = [c for c in ids if c not in frame.columns]
+    if missing:
+        raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
+    if not ids:
+        ids = [c for c in _fitted_with(detector, "id_columns", []) if c in frame.columns]
+    time_column = detector.series_windows_.time_column
+    return list(dict.fromkeys(c for c in [time_column, *ids] if c is not None))
+
+
+def _series_times(frame, time_column, data) -> tuple:
+    """(times, kind) of ``frame``'s points: its ``time_column`` parsed, or row numbers without one."""
+    from ..windows import parse_times
+
+    if time_column is None:
+        return np.arange(len(frame)), "number"
+    if time_column not in frame.columns:
+        raise DataError(f"time column {time_column!r} is not in {data}")
+    return parse_times(frame[time_column], time_column)
 
 
 class PointScale:
@@ -151,7 +174,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     """
     from ..data import read_frame
     from ..nab_eval import evaluate_alarms, load_windows, window_index
-    from ..windows import parse_times, point_labels, score_series
+    from ..windows import point_labels, score_series
 
     settings = getattr(detector, "series_windows_", None)
     if settings is None:
@@ -160,9 +183,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     if time_column is None:
         raise ParameterError("--windows needs the time column: give --time-column NAME")
     frame = read_frame(data)
-    if time_column not in frame.columns:
-        raise DataError(f"time column {time_column!r} is not in {data}")
-    times, kind = parse_times(frame[time_column], time_column)
+    times, kind = _series_times(frame, time_column, data)
     windows = load_windows(windows_file, data, kind)
     scores = score_series(detector, frame)
     alarms = point_labels(detector, scores).astype(bool)
@@ -177,13 +198,9 @@ def plot_series_frame(path, detector, frame, scores, terms=None, labels=None, ti
     """``--plot`` of a series model on ``frame``: its value columns, point scores and alarms over time."""
     from ..series_plots import plot_series, time_axis
     from ..validation import as_feature_matrix
-    from ..windows import parse_times
 
     settings = detector.series_windows_
-    if settings.time_column is None:
-        times, kind = np.arange(len(frame)), "number"
-    else:
-        times, kind = parse_times(frame[settings.time_column], settings.time_column)
+    times, kind = _series_times(frame, settings.time_column, "the series")
     values = as_feature_matrix(frame[list(settings.value_columns)], what="the series")
     plot_series(path, time_axis(times, kind), values, list(settings.value_columns), scores,
                 settings.point_scale[1], terms=terms, labels=labels,
@@ -198,19 +215,13 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
     when ``data`` has the label column given to ``fit``).
     """
     from ..analysis import Contributions, explain_scores
-    from ..columns import split_names as _split_names
     from ..data import binary_labels, read_frame
     from ..registry import get_registry
     from ..windows import point_contributions
 
     settings = detector.series_windows_
     frame = read_frame(data)
-    ids = _split_names(id_columns) or [c for c in (getattr(detector, "fit_info_", None) or {}).get("id_columns", [])
-                                       if c in frame.columns]
-    missing = [c for c in ids if c not in frame.columns]
-    if missing:
-        raise ParameterError(f"--id-column {missing[0]!r} is not a column of {data}")
-    kept = list(dict.fromkeys(c for c in [settings.time_column, *ids] if c is not None))
+    kept = _point_ids(detector, frame, id_columns, data)
     scores, terms = point_contributions(detector, frame)
     name = get_registry().name_of(detector) or type(detector).__name__
     source = f"{name}: each point's own reconstruction terms per value column"
@@ -220,22 +231,21 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
                             settings.point_scale[1], top, n_features,
                             ids=frame[kept].reset_index(drop=True) if kept else None, flag_at_threshold=True)
     if plot:
-        label_column = (getattr(detector, "fit_info_", None) or {}).get("label_column")
+        label_column = _fitted_with(detector, "label_column")
         labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
         plot_series_frame(plot, detector, frame, scores, terms, labels, title)
     return result
 
 
 def labelled_points(detector, data, label_column, alternative=None):
-    """(frame, point scores, 0/1 labels, label column) of the series in ``data`` for a series model.
+    """(frame, 0/1 labels, label column) of the series in ``data`` for a series model.
 
     The label column is the flag's, else the one given to ``fit``; ``alternative`` names
     another way to give labels, for the error when there is none.
     """
     from ..data import binary_labels, read_frame
-    from ..windows import score_series
 
-    label_column = label_column or (getattr(detector, "fit_info_", None) or {}).get("label_column")
+    label_column = label_column or _fitted_with(detector, "label_column")
     instead = f", or {alternative}" if alternative else ""
     if label_column is None:
         raise ParameterError(f"a series model needs labels: give --label-column NAME (0/1 per point){instead}")
@@ -243,8 +253,7 @@ def labelled_points(detector, data, label_column, alternative=None):
     if label_column not in frame.columns:
         raise DataError(f"label column {label_column!r} is not a column of {data}; give --label-column "
                         f"NAME{instead}")
-    labels = binary_labels(frame[label_column], label_column)
-    return frame, score_series(detector, frame), labels, label_column
+    return frame, binary_labels(frame[label_column], label_column), label_column
 
 
 def evaluate_series_labels(detector, data, label_column, time_column, probation, plot=None, title=None):
@@ -257,21 +266,16 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     """
     from ..analysis import evaluate as evaluate_scores
     from ..nab_eval import evaluate_alarms, windows_from_labels
-    from ..windows import parse_times, point_labels
+    from ..windows import point_labels, score_series
 
     settings = detector.series_windows_
-    frame, scores, labels, label_column = labelled_points(detector, data, label_column, "--windows LABELS.json")
+    frame, labels, label_column = labelled_points(detector, data, label_column, "--windows LABELS.json")
+    times = _series_times(frame, time_column or settings.time_column, data)[0]
+    scores = score_series(detector, frame)
     threshold = settings.point_scale[1]
     # evaluate() flags score > threshold; a series model's alarms are score >= threshold
     points = evaluate_scores(scores, labels, float(np.nextafter(threshold, -np.inf)))
     alarms = point_labels(detector, scores).astype(bool)
-    time_column = time_column or settings.time_column
-    if time_column is None:
-        times = np.arange(len(frame))
-    elif time_column not in frame.columns:
-        raise DataError(f"time column {time_column!r} is not in {data}")
-    else:
-        times = parse_times(frame[time_column], time_column)[0]
     windows = evaluate_alarms(times, alarms, windows_from_labels(times, labels), probationary_percent=probation)
     if plot:
         plot_series_frame(plot, detector, frame, scores, labels=labels, title=title)
