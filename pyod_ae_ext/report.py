@@ -67,7 +67,6 @@ def build_report(detector, X, feature_names, ids=None, labels=None, metadata=Non
     str
         A complete HTML document.
     """
-    from . import __version__
     from .analysis import _detector_name, require_matplotlib
 
     require_matplotlib("the HTML report")
@@ -78,7 +77,6 @@ def build_report(detector, X, feature_names, ids=None, labels=None, metadata=Non
     threshold = float(detector.threshold_)
     labels = None if labels is None else np.asarray(labels).astype(int)
     metrics, why_no_metrics = _metrics(scores, labels, threshold)
-    title = f"{detector_name} on {data_name}"
     sections = [
         _summary(scores, threshold, metrics),
         _model_section(detector, detector_name, model_name, feature_names, metadata),
@@ -86,8 +84,84 @@ def build_report(detector, X, feature_names, ids=None, labels=None, metadata=Non
         _top_section(explanation, scores, threshold, ids, labels, top, why_unexplained),
         _metrics_section(metrics, scores, labels, threshold, why_no_metrics),
     ]
+    return _document(detector_name, data_name, model_name, f"{len(scores)} rows scored", sections)
+
+
+def build_series_report(detector, frame, ids=None, labels=None, metadata=None, *, data_name="data",
+                        model_name="model", top=20, n_features=5) -> str:
+    """The HTML report (a str) on a series model (``fit --window``) scoring the series ``frame``.
+
+    As :func:`build_report`, point by point: a point is flagged when its score reaches
+    the model's point threshold, the top points come with the value columns that carry
+    their scores (:func:`pyod_ae_ext.windows.point_contributions`), and a figure shows
+    the series, its point scores and alarms over time. ``labels`` (0/1 per point) add
+    the point metrics and the NAB-style metrics of the labelled windows (each run of
+    labelled points), as ``adscore evaluate`` gives them.
+    """
+    from .analysis import Contributions, _detector_name, explain_scores, require_matplotlib
+    from .series_plots import model_series_figure
+    from .windows import point_contributions
+
+    require_matplotlib("the HTML report")
+    metadata = metadata or {}
+    settings = detector.series_windows_
+    detector_name = metadata.get("detector") or _detector_name(detector)
+    scores, terms = point_contributions(detector, frame)
+    # the sections flag score > threshold; a series model's alarms are score >= its point threshold
+    threshold = float(np.nextafter(settings.point_scale[1], -np.inf))
+    source = f"{detector_name}: each point's own reconstruction terms per value column"
+    explanation = explain_scores(detector_name, scores, Contributions.of(terms, settings.value_columns, source),
+                                 threshold, top, n_features, ids)
+    explanation.pop("_scores")
+    labels = None if labels is None else np.asarray(labels).astype(int)
+    metrics, why_no_metrics = _metrics(scores, labels, threshold, what="points")
+    figure = _figure_html(model_series_figure(detector, frame, scores, terms, labels),
+                          "the series, its point scores and alarms over time",
+                          "Alarm points in red; the dashed line is the point threshold"
+                          + ("; labelled anomalies shaded." if labels is not None else "."))
+    series = ('<section><h2 id="series">The series over time</h2>'
+              f"<p>{_e(_series_text(settings))}</p>{figure}</section>")
+    sections = [
+        _summary(scores, threshold, metrics, what="points"),
+        _model_section(detector, detector_name, model_name, list(detector.feature_names_in_), metadata),
+        series,
+        _scores_section(scores, threshold, labels, what="points"),
+        _top_section(explanation, scores, threshold, ids, labels, top, None, what="points"),
+        _metrics_section(metrics, scores, labels, threshold, why_no_metrics,
+                         _window_rows(detector, frame, labels) if metrics is not None else (), what="points"),
+    ]
+    return _document(detector_name, data_name, model_name, f"{len(scores)} points scored", sections)
+
+
+def _series_text(settings) -> str:
+    fold = {"point": "the mean of its own reconstruction terms in", "mean": "the mean of the scores of",
+            "max": "the largest score of"}[settings.fold]
+    return (f"Windows of {settings.window} points every {settings.stride} over the value column(s) "
+            f"{', '.join(settings.value_columns)}; each point scores {fold} the windows that cover it.")
+
+
+def _window_rows(detector, frame, labels) -> list:
+    """NAB-style metrics of the alarms against the labelled windows (runs of labelled points), as table rows."""
+    from .nab_eval import evaluate_alarms, windows_from_labels
+    from .windows import parse_times, point_labels, score_series
+
+    settings = detector.series_windows_
+    times = (np.arange(len(frame)) if settings.time_column is None
+             else parse_times(frame[settings.time_column], settings.time_column)[0])
+    alarms = point_labels(detector, score_series(detector, frame)).astype(bool)
+    result = evaluate_alarms(times, alarms, windows_from_labels(times, labels))
+    return [("labelled windows", f"{result.windows} scored (after NAB's 15% probation), "
+                                 f"{result.detected_windows} with an alarm"),
+            ("window recall / precision", f"{result.recall:.4f} / {result.precision:.4f} "
+                                          f"({result.false_alarms} false alarm points)"),
+            ("NAB score", f"{result.nab_score:.2f} (standard profile; 100 = every window found at its start)")]
+
+
+def _document(detector_name, data_name, model_name, scored, sections) -> str:
+    from . import __version__
+
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return _page(title, f"Model {model_name}, data {data_name}, {len(scores)} rows scored", sections,
+    return _page(f"{detector_name} on {data_name}", f"Model {model_name}, data {data_name}, {scored}", sections,
                  f"Generated by adscore {__version__} (pyod-ae-ext) on {generated}.")
 
 
@@ -106,16 +180,16 @@ def _explain(detector, X, feature_names, ids, top, n_features):
     return result, result.pop("_scores"), None
 
 
-def _metrics(scores, labels, threshold):
+def _metrics(scores, labels, threshold, what="rows"):
     """``(metrics or None, why there are none)``."""
     from .analysis import evaluate
 
     if labels is None:
         return None, "No label column was given, so the report has no accuracy metrics."
     if labels.min() == labels.max():
-        kind = "anomalies (1)" if labels.min() == 1 else "normal rows (0)"
+        kind = "anomalies (1)" if labels.min() == 1 else f"normal {what} (0)"
         return None, (f"The labels hold only {kind}; ROC-AUC, average precision and the curves need both "
-                      "normal rows and anomalies.")
+                      f"normal {what} and anomalies.")
     return evaluate(scores, labels, threshold), None
 
 
@@ -182,10 +256,10 @@ def _loss_figure(history):
 # sections
 
 
-def _summary(scores, threshold, metrics) -> str:
+def _summary(scores, threshold, metrics, what="rows") -> str:
     flagged = int((scores > threshold).sum())
-    cards = [("rows scored", f"{len(scores):,}"),
-             ("rows flagged", f"{flagged:,} ({flagged / len(scores):.1%})"),
+    cards = [(f"{what} scored", f"{len(scores):,}"),
+             (f"{what} flagged", f"{flagged:,} ({flagged / len(scores):.1%})"),
              ("threshold", f"{threshold:.4g}")]
     if metrics is not None:
         cards += [("ROC-AUC", f"{metrics['roc_auc']:.3f}"), ("average precision", f"{metrics['average_precision']:.3f}")]
@@ -198,7 +272,8 @@ def _model_section(detector, detector_name, model_name, feature_names, metadata)
     facts = [("detector", detector_name), ("model file", model_name)]
     training_scores = getattr(detector, "decision_scores_", None)
     if training_scores is not None:
-        facts.append(("training rows", f"{len(training_scores):,}"))
+        rows = "windows" if getattr(detector, "series_windows_", None) is not None else "rows"
+        facts.append((f"training {rows}", f"{len(training_scores):,}"))
     sample = getattr(detector, "fit_sample_", None)
     if isinstance(sample, dict) and {"rows", "of"} <= set(sample):
         facts.append(("training sample", f"{sample['rows']:,} of {sample['of']:,} rows, seed {sample.get('seed')}"))
@@ -215,7 +290,12 @@ def _model_section(detector, detector_name, model_name, feature_names, metadata)
     loss = list(history.get("loss") or [])
     if loss:
         facts += [("epochs trained", str(len(loss))), ("final training loss", _loss_trend(loss))]
-    facts.append(("threshold", f"{float(detector.threshold_):.6g} (rows scoring above it are flagged)"))
+    series = getattr(detector, "series_windows_", None)
+    if series is not None:
+        facts.append(("threshold", f"points {series.point_scale[1]:.6g} (points scoring at or above it are "
+                                   f"alarms); windows {float(detector.threshold_):.6g}"))
+    else:
+        facts.append(("threshold", f"{float(detector.threshold_):.6g} (rows scoring above it are flagged)"))
     facts += [(key, _format_value(value)) for key, value in sorted(metadata.items()) if key not in _KNOWN_METADATA]
     facts += _file_facts(metadata)
     loss_figure = _figure_html(_loss_figure(history), loss_caption) if len(loss) > 1 else ""
@@ -262,7 +342,7 @@ def _key_value_table(rows, css_class="facts") -> str:
     return f'<table class="{css_class}">{body}</table>'
 
 
-def _scores_section(scores, threshold, labels) -> str:
+def _scores_section(scores, threshold, labels, what="rows") -> str:
     flagged = int((scores > threshold).sum())
     figure, (xscale, yscale) = _histogram_figure(scores, threshold, labels)
     notes = []
@@ -270,26 +350,26 @@ def _scores_section(scores, threshold, labels) -> str:
         notes.append("The scores are heavy-tailed (some lie far beyond the 1st-99th percentile range), so the "
                      f"score axis is {'logarithmic' if xscale == 'log' else 'symmetric-logarithmic'}.")
     if yscale == "log":
-        notes.append("Row counts are on a logarithmic scale so that single rows in the tail stay visible.")
+        notes.append(f"Counts are on a logarithmic scale so that single {what} in the tail stay visible.")
     text = (f"<p>Higher scores are more anomalous. The model's threshold, {threshold:.4g}, flags the "
-            f"{flagged:,} of {len(scores):,} rows that score above it (dashed line). {' '.join(notes)}</p>")
+            f"{flagged:,} of {len(scores):,} {what} that score above it (dashed line). {' '.join(notes)}</p>")
     figure = _figure_html(figure, "histogram of the anomaly scores")
     return f'<section><h2 id="scores">Score distribution</h2>{text}{figure}</section>'
 
 
-def _top_section(explanation, scores, threshold, ids, labels, top, why_unexplained) -> str:
+def _top_section(explanation, scores, threshold, ids, labels, top, why_unexplained, what="rows") -> str:
     order = np.argsort(-scores, kind="stable")[:top]
     head = f'<h2 id="top">Top {len(order)} anomalies</h2>'
     if explanation is None:
         note = f'<p class="note">No per-feature explanation: {_e(why_unexplained)}.</p>'
         return f"<section>{head}{note}{_rows_table(order, scores, threshold, ids, labels, None, None)}</section>"
     unit = explanation["unit"]
-    intro = (f"<p>Rows ranked by score, with the columns that carry most of each row's score and their share "
-             f"of it ({_e(explanation['source'])}).</p>")
+    intro = (f"<p>{what.capitalize()} ranked by score, with the columns that carry most of each one's score and "
+             f"their share of it ({_e(explanation['source'])}).</p>")
     features = {row["row"]: row["features"] for row in explanation["rows"]}
     table = _rows_table(order, scores, threshold, ids, labels, features, unit)
     heat = explanation["_heat"]
-    heat["title"] = f"per-feature {'shares' if unit == 'share' else 'contributions'}, top {len(order)} rows"
+    heat["title"] = f"per-feature {'shares' if unit == 'share' else 'contributions'}, top {len(order)} {what}"
     figure = _figure_html(_heat_figure(heat), "heat map of per-feature contributions of the top rows")
     summary = _feature_summary(explanation)
     return f"<section>{head}{intro}{table}{figure}{summary}</section>"
@@ -341,18 +421,18 @@ def _feature_summary(explanation) -> str:
             f'<th scope="col">top feature in rows</th></tr></thead><tbody>{body}</tbody></table>{tail}')
 
 
-def _metrics_section(metrics, scores, labels, threshold, why_no_metrics) -> str:
+def _metrics_section(metrics, scores, labels, threshold, why_no_metrics, extra_rows=(), what="rows") -> str:
     head = '<h2 id="metrics">Metrics against the labels</h2>'
     if metrics is None:
         return f'<section>{head}<p class="note">{_e(why_no_metrics)}</p></section>'
-    rows = [("labelled anomalies", f"{metrics['n_anomalies']:,} of {metrics['n_rows']:,} rows"),
+    rows = [("labelled anomalies", f"{metrics['n_anomalies']:,} of {metrics['n_rows']:,} {what}"),
             ("ROC-AUC", f"{metrics['roc_auc']:.4f}"),
             ("average precision", f"{metrics['average_precision']:.4f} (random ranking: "
                                   f"{metrics['n_anomalies'] / metrics['n_rows']:.4f})"),
             (f"at threshold {threshold:.4g}", f"{metrics['n_flagged']:,} flagged, {metrics['false_alarms']:,} "
                                               f"false alarms, {metrics['missed']:,} anomalies missed"),
             ("precision", f"{metrics['precision']:.4f}"), ("recall", f"{metrics['recall']:.4f}"),
-            ("F1", f"{metrics['f1']:.4f}")]
+            ("F1", f"{metrics['f1']:.4f}"), *extra_rows]
     figure = _figure_html(_curves_figure(scores, labels, threshold), "ROC and precision-recall curves",
                           "The dot marks the model's threshold.")
     return f"<section>{head}{_key_value_table(rows)}{figure}</section>"

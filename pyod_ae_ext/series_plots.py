@@ -31,16 +31,15 @@ def shown_columns(columns, terms, alarms) -> list:
     return sorted(np.argsort(-weight, kind="stable")[:MAX_COLUMNS].tolist())
 
 
-def plot_series(path, times, values, columns, scores, threshold, terms=None, labels=None, time_label="time",
-                title=None) -> None:
-    """Write a PNG of the series ``values`` (points, columns) and its point ``scores`` over ``times``.
+def series_figure(times, values, columns, scores, threshold, terms=None, labels=None, time_label="time",
+                  title=None):
+    """A Figure of the series ``values`` (points, columns) and its point ``scores`` over ``times``.
 
     ``terms`` (points, columns), the points' own score terms per column, choose which
     columns to draw when there are more than :data:`MAX_COLUMNS`; ``labels`` (0/1 per
     point) shade the labelled anomalies.
     """
     from . import plots
-    from .outputs import write_output
 
     values = np.asarray(values, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -69,7 +68,31 @@ def plot_series(path, times, values, columns, scores, threshold, terms=None, lab
     if len(shown) < len(columns):
         axes[0].set_title(f"{len(shown)} of {len(columns)} value columns: those weighing most at the alarms",
                           fontsize="small")
-    write_output(path, plots.png_bytes(figure))
+    return figure
+
+
+def model_series_figure(detector, frame, scores, terms=None, labels=None, title=None):
+    """:func:`series_figure` of a series model (``fit --window``) on the series ``frame``, at its point threshold."""
+    from .validation import as_feature_matrix
+    from .windows import parse_times
+
+    settings = detector.series_windows_
+    if settings.time_column is None:
+        times, kind = np.arange(len(frame)), "number"
+    else:
+        times, kind = parse_times(frame[settings.time_column], settings.time_column)
+    values = as_feature_matrix(frame[list(settings.value_columns)], what="the series")
+    return series_figure(time_axis(times, kind), values, list(settings.value_columns), scores,
+                         settings.point_scale[1], terms=terms, labels=labels,
+                         time_label=settings.time_column or "row", title=title)
+
+
+def plot_model_series(path, detector, frame, scores, terms=None, labels=None, title=None) -> None:
+    """Write :func:`model_series_figure` as a PNG to ``path`` (atomically)."""
+    from .outputs import write_output
+    from .plots import png_bytes
+
+    write_output(path, png_bytes(model_series_figure(detector, frame, scores, terms, labels, title)))
 
 
 def _shade_labelled(axes, times, labelled) -> None:

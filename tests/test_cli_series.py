@@ -90,8 +90,9 @@ def test_series_bad_input_is_one_clean_error(runner, series_csv, labels_json, tm
     assert not (tmp_path / "s.csv").exists()
     assert_clean_error(run(runner, "evaluate", "-m", model, series_csv), "needs labels", "--label-column",
                        "--windows")
-    assert_clean_error(run(runner, "report", "-m", model, series_csv, "-o", tmp_path / "r.html"),
-                       "fitted on the windows of a series")
+    assert_clean_error(run(runner, "report", "-m", model, "--label-column", "nope", series_csv, "-o",
+                           tmp_path / "r.html"), "'nope' is not a column")
+    assert not (tmp_path / "r.html").exists()
     assert_clean_error(run(runner, "explain", "-m", model, "--columns", "value", series_csv), "drop --image-shape")
     assert_clean_error(run(runner, "evaluate", "-m", model, "--windows", labels_json, "--label-column", "value",
                            series_csv), "drop --label-column")
@@ -225,3 +226,19 @@ def test_a_series_plot_shows_the_columns_that_weigh_most_at_the_alarms():
     shown = shown_columns([f"c{j}" for j in range(n_columns)], terms, alarms)
     assert len(shown) == MAX_COLUMNS and {2, 8} <= set(shown) and shown == sorted(shown)
     assert shown_columns(["a", "b"], terms[:, :2], alarms) == [0, 1]
+
+
+def test_report_of_a_series_model_goes_point_by_point(runner, labelled_series_csv, tmp_path):
+    model = fit_series_model(runner, labelled_series_csv, tmp_path, "--label-column", "label", "--contamination",
+                             0.02)
+    page = tmp_path / "report.html"
+    result = run(runner, "report", "-m", model, labelled_series_csv, "-o", page)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    evaluated = json.loads(run(runner, "evaluate", "-m", model, "--json", labelled_series_csv).stdout)
+    assert "The series over time" in text and "600 points scored" in text and "<script" not in text
+    assert f"{evaluated['point_roc_auc']:.3f}" in text and f"{evaluated['nab_score']:.2f}" in text
+    assert f"{evaluated['n_alarms']:,} ({evaluated['n_alarms'] / 600:.1%})" in text  # points flagged
+    assert "2024-01-01 06:40:00" in text  # the spike's time stamp identifies the top point
+    assert_clean_error(run(runner, "report", "-m", model, "--columns", "value", labelled_series_csv, "-o", page),
+                       "drop --columns")

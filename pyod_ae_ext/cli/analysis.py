@@ -37,23 +37,17 @@ _plot_option = click.option("--plot", type=click.Path(dir_okay=False), metavar="
                             help='Write a PNG report (needs matplotlib: pip install "pyod-ae-ext[plot]").')
 
 
-def _load(model, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
-          sign_key_file=None, image_shape=None, device=None, detector=None):
-    """The model and DATA's rows: table features by name, or images (an .npz's label array is the label column).
+def _load(detector, data, columns=(), exclude=(), id_columns=(), label_column=None, need_label=False,
+          image_shape=None):
+    """``(detector, DATA's rows)`` for a loaded table model: table features by name, or images (an .npz's
+    label array is the label column). Series models (``fit --window``) have their own paths.
 
     Id and label columns come from the flags, else from what the model remembers of its fit.
-    ``detector``: the model, already loaded from ``model``.
     """
     from ..backbones_image import model_image_shape
     from ..data import read_frame, read_scoring_table
     from ..images import array_names, is_image_source, parse_image_shape
 
-    if detector is None:
-        detector = load_model(model, sign_key_file, device)
-    if getattr(detector, "series_windows_", None) is not None:
-        raise ParameterError(f"{model} was fitted on the windows of a series (--window); this command reads a "
-                             "table of rows: use `adscore score`, `explain` and `evaluate` (a 0/1 --label-column, "
-                             "or --windows LABELS.json) on the series")
     shape = model_image_shape(detector)
     if image_shape is not None:
         given = parse_image_shape(image_shape)
@@ -145,8 +139,7 @@ def explain(data, config, model, top, n_features, columns, exclude, id_columns, 
         if plot:
             echo_err(f"wrote {plot}")
         return
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, image_shape=image_shape,
-                            detector=detector)
+    detector, table = _load(detector, data, columns, exclude, id_columns, label_column, image_shape=image_shape)
     result = explain_rows(detector, table.X, table.feature_names, top=top, n_features=n_features,
                           ids=table.ids)
     heat, scores = result.pop("_heat"), result.pop("_scores")
@@ -256,8 +249,7 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
     if series:
         scores, labels, current = _series_points(detector, data, label_column, columns, exclude)
     else:
-        detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
-                                detector=detector)
+        detector, table = _load(detector, data, columns, exclude, id_columns, label_column, need_label=True)
         scores, labels, current = detector.decision_function(table.X), table.labels, detector.threshold_
     previous = evaluate_threshold(scores, labels, current, objective, a, b, tolerance)
     choice = best_threshold(scores, labels, objective, a, b, tolerance)
@@ -395,8 +387,7 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
         _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation,
                          as_json)
         return
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, need_label=True,
-                            detector=detector)
+    detector, table = _load(detector, data, columns, exclude, id_columns, label_column, need_label=True)
     scores = detector.decision_function(table.X)
     metrics = evaluate_scores(scores, table.labels, detector.threshold_)
     if plot:

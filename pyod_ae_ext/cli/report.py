@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import device_option, echo_err, sign_key_option, signing_key, write_stdout
+from ._common import device_option, echo_err, load_model, sign_key_option, signing_key, write_stdout
 from .analysis import _load, model_and_labelled_data
 
 
@@ -37,6 +37,10 @@ def report(data, config, model, label_column, columns, exclude, id_columns, top,
     The id and label columns given to `adscore fit` are used unless --id-column or
     --label-column name others.
 
+    A series model (`fit --window`) is reported point by point: the series, its
+    point scores and alarms over time, the top points with the value columns that
+    carry their scores, and with labels per point the point and NAB window metrics.
+
     \b
     Examples:
       adscore report -m toll.adscore example.csv -o report.html
@@ -51,11 +55,17 @@ def report(data, config, model, label_column, columns, exclude, id_columns, top,
     check_output_path(output, inputs=[data, model, config, sign_key_file])
     require_matplotlib("adscore report")
     metadata = read_metadata(model, signing_key=signing_key(sign_key_file))
-    detector, table = _load(model, data, columns, exclude, id_columns, label_column, sign_key_file=sign_key_file,
-                            device=device)
-    page = build_report(detector, table.X, table.feature_names, ids=table.ids, labels=table.labels,
-                        metadata=metadata, data_name="standard input" if data == "-" else Path(data).name,
-                        model_name=Path(model).name, top=top, n_features=n_features)
+    detector = load_model(model, sign_key_file, device)
+    names = {"data_name": "standard input" if data == "-" else Path(data).name, "model_name": Path(model).name,
+             "top": top, "n_features": n_features}
+    if getattr(detector, "series_windows_", None) is not None:
+        from .series import series_report
+
+        page = series_report(detector, data, label_column, columns, exclude, id_columns, metadata, **names)
+    else:
+        detector, table = _load(detector, data, columns, exclude, id_columns, label_column)
+        page = build_report(detector, table.X, table.feature_names, ids=table.ids, labels=table.labels,
+                            metadata=metadata, **names)
     payload = page.encode("utf-8")
     if output == "-":
         write_stdout(payload)

@@ -174,6 +174,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     """
     from ..data import read_frame
     from ..nab_eval import evaluate_alarms, load_windows, window_index
+    from ..series_plots import plot_model_series
     from ..windows import point_labels, score_series
 
     settings = getattr(detector, "series_windows_", None)
@@ -189,22 +190,9 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     alarms = point_labels(detector, scores).astype(bool)
     result = evaluate_alarms(times, alarms, windows, probationary_percent=probation)
     if plot:
-        plot_series_frame(plot, detector, frame, scores, labels=window_index(times, windows) >= 0, title=title)
+        plot_model_series(plot, detector, frame, scores, labels=window_index(times, windows) >= 0, title=title)
     return {"n_points": int(len(frame)), "threshold": settings.point_scale[1], "n_alarms": int(alarms.sum()),
             **result.as_dict()}
-
-
-def plot_series_frame(path, detector, frame, scores, terms=None, labels=None, title=None) -> None:
-    """``--plot`` of a series model on ``frame``: its value columns, point scores and alarms over time."""
-    from ..series_plots import plot_series, time_axis
-    from ..validation import as_feature_matrix
-
-    settings = detector.series_windows_
-    times, kind = _series_times(frame, settings.time_column, "the series")
-    values = as_feature_matrix(frame[list(settings.value_columns)], what="the series")
-    plot_series(path, time_axis(times, kind), values, list(settings.value_columns), scores,
-                settings.point_scale[1], terms=terms, labels=labels,
-                time_label=settings.time_column or "row", title=title)
 
 
 def explain_series_file(detector, data, id_columns, top, n_features, plot=None, title=None) -> dict:
@@ -217,6 +205,7 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
     from ..analysis import Contributions, explain_scores
     from ..data import binary_labels, read_frame
     from ..registry import get_registry
+    from ..series_plots import plot_model_series
     from ..windows import point_contributions
 
     settings = detector.series_windows_
@@ -233,8 +222,26 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
     if plot:
         label_column = _fitted_with(detector, "label_column")
         labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
-        plot_series_frame(plot, detector, frame, scores, terms, labels, title)
+        plot_model_series(plot, detector, frame, scores, terms, labels, title)
     return result
+
+
+def series_report(detector, data, label_column, columns, exclude, id_columns, metadata, **names) -> str:
+    """``adscore report`` of a series model on the series in ``data`` (labels: the flag's column, else the one
+    given to ``fit`` when ``data`` has it)."""
+    from ..data import binary_labels, read_frame
+    from ..report import build_series_report
+
+    if columns or exclude:
+        raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
+    frame = read_frame(data)
+    if label_column is not None and label_column not in frame.columns:
+        raise DataError(f"label column {label_column!r} is not a column of {data}")
+    label_column = label_column or _fitted_with(detector, "label_column")
+    labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
+    kept = _point_ids(detector, frame, id_columns, data)
+    return build_series_report(detector, frame, ids=frame[kept].reset_index(drop=True) if kept else None,
+                               labels=labels, metadata=metadata, **names)
 
 
 def labelled_points(detector, data, label_column, alternative=None):
@@ -266,6 +273,7 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     """
     from ..analysis import evaluate as evaluate_scores
     from ..nab_eval import evaluate_alarms, windows_from_labels
+    from ..series_plots import plot_model_series
     from ..windows import point_labels, score_series
 
     settings = detector.series_windows_
@@ -278,7 +286,7 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     alarms = point_labels(detector, scores).astype(bool)
     windows = evaluate_alarms(times, alarms, windows_from_labels(times, labels), probationary_percent=probation)
     if plot:
-        plot_series_frame(plot, detector, frame, scores, labels=labels, title=title)
+        plot_model_series(plot, detector, frame, scores, labels=labels, title=title)
     return {"n_points": int(len(frame)), "threshold": threshold, "n_alarms": int(alarms.sum()),
             "label_column": label_column, "n_anomalous_points": points["n_anomalies"],
             "point_roc_auc": points["roc_auc"], "point_average_precision": points["average_precision"],
