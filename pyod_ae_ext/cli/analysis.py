@@ -308,14 +308,21 @@ def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data,
     return source
 
 
-def _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation, as_json):
-    """`evaluate` of a series model against a 0/1 label column (the flag's, else the one given to `fit`)."""
-    from .series import evaluate_series_labels, print_series_evaluation
+def _evaluate_series(detector, model, data, label_column, windows_file, columns, exclude, plot, time_column,
+                     probation, as_json):
+    """`evaluate` of a series model against labelled windows (``windows_file``) or a 0/1 label column (the
+    flag's, else the one given to `fit`)."""
+    from .series import evaluate_series_file, evaluate_series_labels, print_series_evaluation
 
+    if getattr(detector, "series_windows_", None) is None:
+        raise ParameterError("--windows evaluates a series model: fit it with --time-column and --window")
     if columns or exclude:
         raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
-    metrics = evaluate_series_labels(detector, data, label_column, time_column, probation, plot,
-                                     title=f"{Path(model).name} on {Path(data).name}")
+    title = f"{Path(model).name} on {Path(data).name}"
+    if windows_file is not None:
+        metrics = evaluate_series_file(detector, data, windows_file, time_column, probation, plot, title=title)
+    else:
+        metrics = evaluate_series_labels(detector, data, label_column, time_column, probation, plot, title=title)
     if as_json:
         echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
     else:
@@ -371,21 +378,9 @@ def evaluate(data, config, model, label_column, columns, exclude, id_columns, wi
         check_output_path(plot, inputs=[data, model, config, sign_key_file], option="--plot")
         require_matplotlib()
     detector = load_model(model, sign_key_file, device)
-    if windows_file is not None:
-        from .series import evaluate_series_file, print_series_evaluation
-
-        metrics = evaluate_series_file(detector, data, windows_file, time_column, probation, plot,
-                                       title=f"{Path(model).name} on {Path(data).name}")
-        if as_json:
-            echo_json({"model": str(model), "data": str(data), "detector": registered_name(detector), **metrics})
-        else:
-            print_series_evaluation(metrics)
-        if plot:
-            echo_err(f"wrote {plot}")
-        return
-    if getattr(detector, "series_windows_", None) is not None:
-        _evaluate_series(detector, model, data, label_column, columns, exclude, plot, time_column, probation,
-                         as_json)
+    if windows_file is not None or getattr(detector, "series_windows_", None) is not None:
+        _evaluate_series(detector, model, data, label_column, windows_file, columns, exclude, plot, time_column,
+                         probation, as_json)
         return
     detector, table = _load(detector, data, columns, exclude, id_columns, label_column, need_label=True)
     scores = detector.decision_function(table.X)
