@@ -595,6 +595,19 @@ def test_mnist_benchmark_quick_run(tmp_path):
         assert n_half == {round(n_fit.pop() / 2)} and {c["n_test"] for c in fewer if c["digit"] == digit} == n_test
 
 
+def test_the_papers_split_fits_on_six_sevenths_of_the_normal_images_and_scores_every_anomaly():
+    from benchmarks.mnist_conv import PAPER_FIT_SHARE, paper_split
+
+    y = np.zeros(7000, dtype=int)
+    y[np.random.default_rng(0).choice(7000, 1000, replace=False)] = 1
+    fit, test = paper_split(y, seed=3)
+    assert len(np.intersect1d(fit, test)) == 0 and len(fit) + len(test) == len(y)
+    assert (y[fit] == 0).all() and len(fit) == round(PAPER_FIT_SHARE * 6000) == 5143
+    assert set(np.flatnonzero(y == 1)) <= set(test)
+    assert not np.array_equal(fit, paper_split(y, seed=4)[0])
+    np.testing.assert_array_equal(fit, paper_split(y, seed=3)[0])
+
+
 def test_mnist_benchmark_refuses_a_fit_fraction_outside_zero_to_one():
     done = _run_mnist_benchmark("--fit-fraction", "1.5")
     assert done.returncode == 2 and "--fit-fraction must be in (0, 1], got 1.5" in done.stderr
