@@ -128,7 +128,7 @@ def build_series_report(detector, frame, ids=None, labels=None, metadata=None, *
         _scores_section(scores, threshold, labels, what="points"),
         _top_section(explanation, scores, threshold, ids, labels, top, None, what="points"),
         _metrics_section(metrics, scores, labels, threshold, why_no_metrics,
-                         _window_rows(detector, frame, labels) if metrics is not None else (), what="points"),
+                         _window_rows(detector, frame, scores, labels) if metrics is not None else (), what="points"),
     ]
     return _document(detector_name, data_name, model_name, f"{len(scores)} points scored", sections)
 
@@ -140,15 +140,13 @@ def _series_text(settings) -> str:
             f"{', '.join(settings.value_columns)}; each point scores {fold} the windows that cover it.")
 
 
-def _window_rows(detector, frame, labels) -> list:
+def _window_rows(detector, frame, scores, labels) -> list:
     """NAB-style metrics of the alarms against the labelled windows (runs of labelled points), as table rows."""
     from .nab_eval import evaluate_alarms, windows_from_labels
-    from .windows import parse_times, point_labels, score_series
+    from .windows import point_labels, series_times
 
-    settings = detector.series_windows_
-    times = (np.arange(len(frame)) if settings.time_column is None
-             else parse_times(frame[settings.time_column], settings.time_column)[0])
-    alarms = point_labels(detector, score_series(detector, frame)).astype(bool)
+    times = series_times(frame, detector.series_windows_.time_column)[0]
+    alarms = point_labels(detector, scores).astype(bool)
     result = evaluate_alarms(times, alarms, windows_from_labels(times, labels))
     return [("labelled windows", f"{result.windows} scored (after NAB's 15% probation), "
                                  f"{result.detected_windows} with an alarm"),

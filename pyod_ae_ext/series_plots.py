@@ -74,13 +74,10 @@ def series_figure(times, values, columns, scores, threshold, terms=None, labels=
 def model_series_figure(detector, frame, scores, terms=None, labels=None, title=None):
     """:func:`series_figure` of a series model (``fit --window``) on the series ``frame``, at its point threshold."""
     from .validation import as_feature_matrix
-    from .windows import parse_times
+    from .windows import series_times
 
     settings = detector.series_windows_
-    if settings.time_column is None:
-        times, kind = np.arange(len(frame)), "number"
-    else:
-        times, kind = parse_times(frame[settings.time_column], settings.time_column)
+    times, kind = series_times(frame, settings.time_column)
     values = as_feature_matrix(frame[list(settings.value_columns)], what="the series")
     return series_figure(time_axis(times, kind), values, list(settings.value_columns), scores,
                          settings.point_scale[1], terms=terms, labels=labels,

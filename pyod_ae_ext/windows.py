@@ -205,6 +205,16 @@ def parse_times(column, name: str) -> tuple[np.ndarray, str]:
     return parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64), "datetime"
 
 
+def series_times(frame, time_column: str | None) -> tuple[np.ndarray, str]:
+    """(times, kind) of the rows of ``frame``: its ``time_column`` parsed by :func:`parse_times`, or the row
+    numbers (``"number"``) without a time column."""
+    if time_column is None:
+        return np.arange(len(frame)), "number"
+    if time_column not in frame.columns:
+        raise DataError(f"time column {time_column!r} is not in the data")
+    return parse_times(frame[time_column], time_column)
+
+
 def _refuse_missing(missing: np.ndarray, name: str, series) -> None:
     if missing.any():
         row = int(np.flatnonzero(missing)[0])

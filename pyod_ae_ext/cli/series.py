@@ -141,17 +141,6 @@ def _point_ids(detector, frame, id_columns, data) -> list:
     return list(dict.fromkeys(c for c in [time_column, *ids] if c is not None))
 
 
-def _series_times(frame, time_column, data) -> tuple:
-    """(times, kind) of ``frame``'s points: its ``time_column`` parsed, or row numbers without one."""
-    from ..windows import parse_times
-
-    if time_column is None:
-        return np.arange(len(frame)), "number"
-    if time_column not in frame.columns:
-        raise DataError(f"time column {time_column!r} is not in {data}")
-    return parse_times(frame[time_column], time_column)
-
-
 class PointScale:
     """What the result writer reads from a detector (``threshold_``, ``decision_scores_`` for the
     probability's min-max scaling), on the point-score scale a series model saved."""
@@ -175,7 +164,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     from ..data import read_frame
     from ..nab_eval import evaluate_alarms, load_windows, window_index
     from ..series_plots import plot_model_series
-    from ..windows import point_labels, score_series
+    from ..windows import point_labels, score_series, series_times
 
     settings = getattr(detector, "series_windows_", None)
     if settings is None:
@@ -184,7 +173,7 @@ def evaluate_series_file(detector, data, windows_file, time_column, probation, p
     if time_column is None:
         raise ParameterError("--windows needs the time column: give --time-column NAME")
     frame = read_frame(data)
-    times, kind = _series_times(frame, time_column, data)
+    times, kind = series_times(frame, time_column)
     windows = load_windows(windows_file, data, kind)
     scores = score_series(detector, frame)
     alarms = point_labels(detector, scores).astype(bool)
@@ -274,11 +263,11 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     from ..analysis import evaluate as evaluate_scores
     from ..nab_eval import evaluate_alarms, windows_from_labels
     from ..series_plots import plot_model_series
-    from ..windows import point_labels, score_series
+    from ..windows import point_labels, score_series, series_times
 
     settings = detector.series_windows_
     frame, labels, label_column = labelled_points(detector, data, label_column, "--windows LABELS.json")
-    times = _series_times(frame, time_column or settings.time_column, data)[0]
+    times = series_times(frame, time_column or settings.time_column)[0]
     scores = score_series(detector, frame)
     threshold = settings.point_scale[1]
     # evaluate() flags score > threshold; a series model's alarms are score >= threshold
