@@ -90,9 +90,9 @@ def counts_scale(counts) -> str:
     return "linear"
 
 
-def score_histogram(ax, scores, threshold, labels=None):
+def score_histogram(ax, scores, threshold, labels=None, what="rows"):
     """Histogram of ``scores`` (normal and anomalous rows apart when ``labels`` are given)
-    with the threshold and the number of rows it flags.
+    with the threshold and the number of rows it flags (``what`` names the rows, e.g. "points").
 
     Returns ``(xscale, yscale)``, the axes chosen by the rule in the module docstring.
     """
@@ -107,7 +107,7 @@ def score_histogram(ax, scores, threshold, labels=None):
         parts = [(scores[labels == 0], NORMAL_COLOUR, "labelled normal", 0.55, 0.8),
                  (scores[labels == 1], ANOMALY_COLOUR, "labelled anomaly", 0.25, 2.0)]
     else:
-        parts = [(scores, NORMAL_COLOUR, "rows", 0.7, 0.8)]
+        parts = [(scores, NORMAL_COLOUR, what, 0.7, 0.8)]
     all_counts = []
     for values, colour, name, alpha, width in parts:
         if len(values):
@@ -116,7 +116,7 @@ def score_histogram(ax, scores, threshold, labels=None):
             all_counts.append(counts)
     flagged = int((scores > threshold).sum())
     ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2,
-               label=f"threshold {threshold:.4g}: {flagged} of {len(scores)} rows flagged")
+               label=f"threshold {threshold:.4g}: {flagged} of {len(scores)} {what} flagged")
     if xscale == "log":
         ax.set_xscale("log")
     elif xscale == "symlog":
@@ -127,7 +127,7 @@ def score_histogram(ax, scores, threshold, labels=None):
         ax.set_ylim(bottom=0.6)
     axis_note = {"log": " (log scale)", "symlog": " (symmetric log scale)"}.get(xscale, "")
     ax.set(title="score distribution", xlabel=f"anomaly score, higher = more anomalous{axis_note}",
-           ylabel="rows" + (" (log scale)" if yscale == "log" else ""))
+           ylabel=what + (" (log scale)" if yscale == "log" else ""))
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     return xscale, yscale
 

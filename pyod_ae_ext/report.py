@@ -215,12 +215,12 @@ def _figure_html(figure, alt, caption=None) -> str:
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{text}</figure>'
 
 
-def _histogram_figure(scores, threshold, labels):
+def _histogram_figure(scores, threshold, labels, what="rows"):
     """``(figure, (xscale, yscale))``."""
     from . import plots
 
     figure = plots.new_figure(9.0, 3.8)
-    scales = plots.score_histogram(figure.add_subplot(1, 1, 1), scores, threshold, labels)
+    scales = plots.score_histogram(figure.add_subplot(1, 1, 1), scores, threshold, labels, what)
     return figure, scales
 
 
@@ -342,7 +342,7 @@ def _key_value_table(rows, css_class="facts") -> str:
 
 def _scores_section(scores, threshold, labels, what="rows") -> str:
     flagged = int((scores > threshold).sum())
-    figure, (xscale, yscale) = _histogram_figure(scores, threshold, labels)
+    figure, (xscale, yscale) = _histogram_figure(scores, threshold, labels, what)
     notes = []
     if xscale != "linear":
         notes.append("The scores are heavy-tailed (some lie far beyond the 1st-99th percentile range), so the "

@@ -193,14 +193,15 @@ def loss_still_falling(history, window: int = 5, tolerance: float = 0.01) -> boo
     return (earlier - history[-1]) > tolerance * abs(earlier)
 
 
-def describe_threshold_source(source) -> str:
+def describe_threshold_source(source, what="rows") -> str:
+    """Where a threshold comes from, in words (``what`` names the rows: "points" for a series model)."""
     if not source:
         return "source not recorded"
     method = source["method"]
     if method == "contamination":
-        return f"contamination {source['contamination']:g}: that share of training rows is flagged"
+        return f"contamination {source['contamination']:g}: that share of training {what} is flagged"
     where = f"labelled {source['data']}" if source.get("data") else "labelled data"
-    rows = f", {source['rows']} rows" if "rows" in source else ""
+    rows = f", {source['rows']} {what}" if "rows" in source else ""
     if method == "f1":
         return f"max F1 on {where}{rows}"
     return (f"min cost on {where}{rows}: {source.get('cost_false_alarm', 1):g} per false alarm, "
@@ -227,11 +228,11 @@ def _loss_lines(training):
 
 
 def _threshold_line(meta, fit_info) -> str:
-    source = describe_threshold_source(fit_info.get("threshold_source"))
     windows = meta.get("series_windows")
     if windows:  # a series model's alarms are points; its window threshold only ranks windows
+        source = describe_threshold_source(fit_info.get("threshold_source"), "points")
         return f"points {windows['point_scale'][1]:.6g} ({source}); windows {meta['threshold']:.6g}"
-    return f"{meta['threshold']:.6g} ({source})"
+    return f"{meta['threshold']:.6g} ({describe_threshold_source(fit_info.get('threshold_source'))})"
 
 
 def _series_lines(windows):
