@@ -160,7 +160,8 @@ def test_threshold_chooses_a_series_models_point_threshold(runner, labelled_seri
     assert after["fit_info"]["threshold_source"]["method"] == "f1"
     scored = pd.read_csv(io.StringIO(run(runner, "score", "-m", tuned, labelled_series_csv).stdout))
     assert int(scored["is_anomaly"].sum()) == chosen["n_flagged"]
-    assert "points " + f"{chosen['threshold']:.6g}" in run(runner, "info", tuned).stdout
+    assert f"points {chosen['threshold']:.6g} (max F1 on labelled labelled.csv, 600 points)" in run(
+        runner, "info", tuned).stdout
 
 
 def test_score_of_a_series_model_names_its_columns_and_keeps_remembered_ids(runner, series_csv, tmp_path):
