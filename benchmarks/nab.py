@@ -27,7 +27,9 @@ series' point scores become percentile ranks in [0, 1] and the alarm level
 (standard profile), which is what NAB's optimiser does with its [0, 1] scores;
 window recall, window precision and the NAB score (:mod:`pyod_ae_ext.nab_eval`) are
 reported at that level, with the point-level ROC-AUC (points inside labelled windows
-as positives) that needs no threshold.
+as positives) that needs no threshold. A second table gives the corpus NAB score at every
+level, i.e. for a fixed share of each series' points flagged, which is what a default
+contamination gives a user (``adscore fit --window`` flags 1% by default).
 
 Synthetic: ``N_SYNTHETIC`` series of 3000 points, two sines plus noise, each with
 five injected anomalies (a spike, a level shift, a doubled frequency, a flat line, a
@@ -113,12 +115,15 @@ def percentile_ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def evaluate(series_runs: list) -> dict:
-    """Best-quantile corpus NAB score with its recall/precision, and the mean point ROC-AUC."""
-    best = None
+    """Best-quantile corpus NAB score with its recall/precision, the NAB score at every quantile
+    (``by_quantile``: what a fixed share of alarm points, e.g. a default contamination, gives),
+    and the mean point ROC-AUC."""
+    best, by_quantile = None, {}
     for q in QUANTILES:
         results = [evaluate_alarms(times, percentile_ranks(scores) >= q, windows) for times, scores, windows in
                    series_runs]
         total = corpus_score(results)
+        by_quantile[str(q)] = total.nab_score
         if best is None or total.nab_score > best[1].nab_score:
             best = (q, total)
     q, total = best
@@ -131,7 +136,7 @@ def evaluate(series_runs: list) -> dict:
             aucs.append(roc_auc_score(inside, scores))
     return {"quantile": q, "recall": total.recall, "precision": total.precision, "nab_score": total.nab_score,
             "windows": total.windows, "detected": total.detected_windows, "false_alarms": total.false_alarms,
-            "point_roc_auc": float(np.mean(aucs)) if aucs else float("nan")}
+            "point_roc_auc": float(np.mean(aucs)) if aucs else float("nan"), "by_quantile": by_quantile}
 
 
 def nab_series(root: Path, limit: int | None):
@@ -195,6 +200,20 @@ def markdown(title: str, table: dict) -> str:
     return "\n".join(lines)
 
 
+def alarm_share_markdown(title: str, table: dict) -> str:
+    """NAB score by the share of each series' points flagged (1 - quantile): the cost of a fixed alarm share."""
+    rows = {label: r["by_quantile"] for label, r in table.items() if "by_quantile" in r}
+    if not rows:
+        return ""
+    quantiles = list(next(iter(rows.values())))
+    lines = [f"#### {title}: NAB score by the share of points flagged", "",
+             "| detector [fold] | " + " | ".join(f"{100 * (1 - float(q)):.2g}%" for q in quantiles) + " |",
+             "|---|" + "---|" * len(quantiles)]
+    for label, scores in sorted(rows.items()):
+        lines.append(f"| {label} | " + " | ".join(f"{scores[q]:.1f}" for q in quantiles) + " |")
+    return "\n".join(lines)
+
+
 def print_tables(reports: list) -> None:
     """The NAB and synthetic tables of one or more saved runs, as one table each."""
     nab = {label: row for report in reports for label, row in report["nab"].items()}
@@ -205,6 +224,11 @@ def print_tables(reports: list) -> None:
     print()
     n_synthetic = reports[0].get("synthetic_series", N_SYNTHETIC)
     print(markdown(f"Synthetic, {n_synthetic} series x 5 injected anomalies", synthetic))
+    for title, table in (("NAB", nab), ("Synthetic", synthetic)):
+        shares = alarm_share_markdown(title, table)
+        if shares:
+            print()
+            print(shares)
 
 
 def main(argv=None) -> int:

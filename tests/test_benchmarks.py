@@ -345,6 +345,26 @@ def test_the_nab_benchmark_prints_saved_runs_as_one_table(tmp_path, monkeypatch)
     nab_table = done.stdout.split("#### Synthetic")[0]
     assert nab_table.index("| ae mlp [point] | 40.0 |") < nab_table.index("| pyod KNN [mean] | 30.0 |")
     assert "6 series x 5 injected anomalies" in done.stdout
+    assert "share of points flagged" not in done.stdout  # runs saved before the per-share scores
+
+
+def test_the_nab_benchmark_scores_every_share_of_alarm_points(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.nab import QUANTILES, alarm_share_markdown, evaluate
+
+    times = np.arange(200.0)
+    scores = np.zeros(200)
+    scores[100:105] = np.arange(1.0, 6.0)  # the window's points score highest
+    result = evaluate([(times, scores, [(100.0, 104.0)])])
+    assert list(result["by_quantile"]) == [str(q) for q in QUANTILES]
+    assert result["by_quantile"][str(result["quantile"])] == result["nab_score"] == max(result["by_quantile"].values())
+    by_share = result["by_quantile"]
+    # the top 2% are exactly the window's 5 points: found at its first point, no false alarm
+    assert by_share["0.98"] == pytest.approx(100.0)
+    # flagging 10% or 5% adds 15 or 5 false alarms; 0.1% flags only the window's last point (found late)
+    assert by_share["0.9"] < by_share["0.95"] < 100.0 and 0 < by_share["0.999"] < 100.0
+    table = alarm_share_markdown("NAB", {"ae mlp [point]": result})
+    assert "| detector [fold] | 10% | 5% |" in table and table.count("\n| ae mlp [point] |") == 1
     unknown = subprocess.run([sys.executable, "-m", "benchmarks.nab", "--detectors", "ae gru"], cwd=REPO,
                              capture_output=True, text=True)
     assert unknown.returncode == 2 and "unknown detector label(s) ['ae gru']" in unknown.stderr

@@ -243,3 +243,22 @@ def test_report_of_a_series_model_goes_point_by_point(runner, labelled_series_cs
     assert "2024-01-01 06:40:00" in text  # the spike's time stamp identifies the top point
     assert_clean_error(run(runner, "report", "-m", model, "--columns", "value", labelled_series_csv, "-o", page),
                        "drop --columns")
+
+
+def test_series_mode_flags_one_percent_of_the_points_unless_told_otherwise(runner, series_csv, tmp_path):
+    from pyod_ae_ext.windows import SERIES_CONTAMINATION
+
+    shares = {}
+    for name, extra in (("default", []), ("flag", ["--contamination", 0.05]), ("param", ["-p", "contamination=0.05"])):
+        model = tmp_path / f"{name}.adscore"
+        result = run(runner, "fit", "-d", "ae", "-p", "epochs=2", "--time-column", "ts", "--exclude", "host",
+                     "--window", 16, *extra, series_csv, "-o", model)
+        assert result.exit_code == 0, result.output
+        info = json.loads(run(runner, "info", "--json", model).stdout)
+        shares[name] = info["params"]["contamination"]
+        scored = pd.read_csv(io.StringIO(run(runner, "score", "-m", model, series_csv).stdout))
+        assert scored["is_anomaly"].mean() == pytest.approx(shares[name], abs=2 / len(scored))
+    assert shares == {"default": SERIES_CONTAMINATION, "flag": 0.05, "param": 0.05}
+    table_model = tmp_path / "table.adscore"
+    run(runner, "fit", "-d", "ae", "-p", "epochs=1", "--exclude", "ts,host", series_csv, "-o", table_model)
+    assert json.loads(run(runner, "info", "--json", table_model).stdout)["params"]["contamination"] == 0.1

@@ -76,8 +76,11 @@ def same_detector(target, label) -> bool:
     return canonical is not None and canonical == canonical_detector(label)
 
 
-def build_detector(name, params, seed=None, device=None, contamination=None):
-    """(registered name, detector) for a single --detector; --device/--contamination must apply to it."""
+def build_detector(name, params, seed=None, device=None, contamination=None, default_contamination=None):
+    """(registered name, detector) for a single --detector; --device/--contamination must apply to it.
+
+    ``default_contamination`` applies where neither --contamination nor ``params`` set one.
+    """
     from ..registry import build_detector as build, constructor_parameters, find_detector
 
     found = find_detector(name)
@@ -85,7 +88,8 @@ def build_detector(name, params, seed=None, device=None, contamination=None):
     for key, value in (("device", device), ("contamination", contamination)):
         if value is not None and key not in accepted:
             raise ParameterError(f"detector {found.label!r} has no {key!r} parameter: drop --{key}")
-    settings = {"random_state": seed, "device": device, "contamination": contamination}
+    settings = {"random_state": seed, "device": device,
+                "contamination": contamination if contamination is not None else default_contamination}
     return found.registered or found.label, build(name, params, defaults=settings)
 
 

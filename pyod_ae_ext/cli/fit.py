@@ -41,7 +41,9 @@ from ._common import (build_detector, complete_detector, data_options, echo_err,
                    "arrays; image files and (N,H,W[,C]) arrays carry their own.")
 @click.option("--label-column", metavar="NAME",
               help="0/1 label column: never a feature; `evaluate` and `threshold` use it without asking.")
-@click.option("--contamination", type=float, help="Expected anomaly fraction (sets the threshold).")
+@click.option("--contamination", type=float,
+              help="Expected anomaly fraction (sets the threshold) [default: the detector's, 0.1 for PyOD's; "
+                   "0.01 in series mode].")
 @click.option("--seed", type=int, help="random_state, for reproducible fits.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (autoencoder detectors).")
 @click.option("--verbose", "-v", is_flag=True,
@@ -90,7 +92,9 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
 
     Series mode (--window): DATA is one series (its value columns, aligned) and the
     detector is fitted on its sliding windows; the window settings are saved in the
-    model, and `adscore score` then gives one score per time point.
+    model, and `adscore score` then gives one score per time point. Anomalies in a
+    stream are rare: unless --contamination (or -p contamination=) says otherwise,
+    the threshold flags 1% of the training series' points.
     """
     import numpy as np
 
@@ -117,8 +121,14 @@ def fit(data, detectors, params, config, combine, normalize, weights, columns, e
         assignments.append(Assignment(None, "backbone", backbone, f"backbone={backbone}"))
     if sample is not None and is_image_source(data):
         raise ParameterError("--sample draws rows from CSV or Parquet files; image data are read whole: drop --sample")
+    if contamination is None and window is not None:  # series mode: alarms are rare events
+        from ..windows import SERIES_CONTAMINATION
+
+        default_contamination = SERIES_CONTAMINATION
+    else:
+        default_contamination = None
     name, detector = _detector_from_options(detectors, assignments, combine, normalize, weights, seed, device,
-                                            contamination)
+                                            contamination, default_contamination)
     note = (lambda message: None) if quiet else echo_err
     if check_series_fit(window, time_column, sample, engine):
         seconds, n_points = fit_series_from_file(data, name, detector, columns, exclude, id_columns, label_column,
@@ -174,15 +184,20 @@ def _give_image_shape(detector, shape) -> None:
         detector.check_params()
 
 
-def _detector_from_options(names, assignments, combine, normalize, weights, seed, device, contamination):
-    """(registered name, unfitted detector): one detector, or an ensemble of several."""
+def _detector_from_options(names, assignments, combine, normalize, weights, seed, device, contamination,
+                           default_contamination=None):
+    """(registered name, unfitted detector): one detector, or an ensemble of several.
+
+    ``default_contamination`` applies where neither --contamination nor -p sets one.
+    """
     if not names:
         raise ParameterError("choose a detector with --detector NAME (`adscore plugins` lists them)")
     if len(names) > 1 or combine or normalize or weights:
-        return _build_ensemble(list(names), assignments, combine, normalize, weights, seed, device, contamination)
+        return _build_ensemble(list(names), assignments, combine, normalize, weights, seed, device,
+                               contamination if contamination is not None else default_contamination)
     saveable(names[0])
     own = distribute(assignments, list(names), {names[0]: None}, same_detector)[names[0]]
-    return build_detector(names[0], own, seed, device, contamination)
+    return build_detector(names[0], own, seed, device, contamination, default_contamination)
 
 
 def _training_data(data, name, detector, sample, seed, columns, exclude, id_columns, label_column, image_shape,
