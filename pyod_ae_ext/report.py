@@ -100,7 +100,7 @@ def build_series_report(detector, frame, ids=None, labels=None, metadata=None, *
     """
     from .analysis import Contributions, _detector_name, explain_scores, require_matplotlib
     from .series_plots import model_series_figure
-    from .windows import point_contributions
+    from .windows import point_contributions, point_cut
 
     require_matplotlib("the HTML report")
     metadata = metadata or {}
@@ -108,7 +108,7 @@ def build_series_report(detector, frame, ids=None, labels=None, metadata=None, *
     detector_name = metadata.get("detector") or _detector_name(detector)
     scores, terms = point_contributions(detector, frame)
     # the sections flag score > threshold; a series model's alarms are score >= its point threshold
-    threshold = float(np.nextafter(settings.point_scale[1], -np.inf))
+    threshold = point_cut(settings)
     source = f"{detector_name}: each point's own reconstruction terms per value column"
     explanation = explain_scores(detector_name, scores, Contributions.of(terms, settings.value_columns, source),
                                  threshold, top, n_features, ids)

@@ -444,6 +444,11 @@ def set_point_threshold(detector, threshold: float) -> None:
         settings, point_scale=(min(low, threshold), threshold, max(high, threshold)))
 
 
+def point_cut(settings: WindowSettings) -> float:
+    """The point threshold as a ``score > cut`` cut (PyOD's rule): it flags the points that reach the threshold."""
+    return float(np.nextafter(settings.point_scale[1], -np.inf))
+
+
 def point_labels(detector, scores) -> np.ndarray:
     """1 where a point score from :func:`score_series` reaches the model's point threshold, else 0.
 
@@ -477,9 +482,17 @@ def score_series(detector, frame, fold: str | None = None) -> np.ndarray:
     fold = settings.fold if fold is None else fold
     check_choice("fold", fold, list(FOLD_RULES))
     series, starts, windows = series_windows(frame, settings)
+    return _point_scores(detector, settings, series, starts, windows, fold)
+
+
+def _point_scores(detector, settings: WindowSettings, series: RegularSeries, starts, windows, fold: str,
+                  terms=None) -> np.ndarray:
+    """Each original point's score by ``fold``; ``terms``: the windows' terms (:func:`_window_terms`) if known."""
     n_points = series.values.shape[0]
     if fold == "point":
-        point_scores = fold_point_terms(_step_terms(detector, windows, settings), starts, n_points)
+        if terms is None:
+            terms = _window_terms(detector, windows, settings)
+        point_scores = fold_point_terms(terms.sum(axis=2), starts, n_points)
     else:
         point_scores = fold_scores(detector.decision_function(windows), starts, n_points, settings.window, fold)
     return point_scores[series.grid_index]
@@ -494,22 +507,18 @@ def _window_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
     return np.asarray(terms, dtype=np.float64).reshape(terms.shape[0], settings.window, len(settings.value_columns))
 
 
-def _step_terms(detector, windows, settings: WindowSettings) -> np.ndarray:
-    """Each window's per-feature score terms summed over the columns: shape (windows, window)."""
-    return _window_terms(detector, windows, settings).sum(axis=2)
-
-
 def point_contributions(detector, frame) -> tuple[np.ndarray, np.ndarray]:
     """``(scores, terms)`` of each row of ``frame``: its point score and its own terms per value column.
 
     ``terms[i, c]`` is the mean, over the windows covering point ``i``, of column ``c``'s
     score term at that point (what ``fold="point"`` sums over the columns), so with the
     point fold each row of ``terms`` sums to the point's score. Needs a detector with
-    per-feature contributions, like ``fold="point"``.
+    per-feature contributions, like ``fold="point"``. The windows are scored once.
     """
     settings = detector.series_windows_
     series, starts, windows = series_windows(frame, settings)
     n_points = series.values.shape[0]
     terms = _window_terms(detector, windows, settings)
     columns = np.column_stack([fold_point_terms(terms[:, :, c], starts, n_points) for c in range(terms.shape[2])])
-    return score_series(detector, frame), columns[series.grid_index]
+    scores = _point_scores(detector, settings, series, starts, windows, settings.fold, terms)
+    return scores, columns[series.grid_index]

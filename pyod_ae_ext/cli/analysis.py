@@ -288,15 +288,13 @@ def threshold(data, config, model, label_column, columns, exclude, id_columns, o
 
 def _series_points(detector, data, label_column, columns, exclude):
     """`threshold` of a series model: (point scores, labels, the point threshold as a `score > cut` cut)."""
-    import numpy as np
-
-    from ..windows import score_series
+    from ..windows import point_cut, score_series
     from .series import labelled_points
 
     if columns or exclude:
         raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
     frame, labels, _ = labelled_points(detector, data, label_column)
-    return score_series(detector, frame), labels, float(np.nextafter(detector.series_windows_.point_scale[1], -np.inf))
+    return score_series(detector, frame), labels, point_cut(detector.series_windows_)
 
 
 def _threshold_source(objective, cost_false_alarm, cost_missed, tolerance, data, n_rows) -> dict:

@@ -57,13 +57,12 @@ def fit_series_from_file(data, name, detector, columns, exclude, id_columns, lab
     The label column, like the time, id and excluded columns, is never a value column.
     """
     from ..columns import split_names as _split_names
-    from ..data import read_frame
+    from ..data import _check_present, read_frame
     from ..windows import mark_series_model, series_settings, training_windows
 
     frame = read_frame(data)
-    if label_column is not None and label_column not in frame.columns:
-        raise DataError(f"--label-column {label_column!r} is not a column of {data}; its columns are "
-                        f"{', '.join(map(str, frame.columns[:20]))}")
+    if label_column is not None:
+        _check_present(frame, [label_column], "--label-column")
     not_values = {time_column, label_column, *_split_names(exclude), *_split_names(id_columns)}
     value_columns = _split_names(columns) or [c for c in frame.columns if c not in not_values]
     if label_column is not None and label_column in value_columns:
@@ -120,7 +119,6 @@ def score_series_file(detector, data, id_columns, output, fmt, top, note, names=
                             names=names)
 
 
-
 def _fitted_with(detector, key, default=None):
     """What ``adscore fit`` recorded of its options (``fit_info_``), e.g. the label column."""
     return (getattr(detector, "fit_info_", None) or {}).get(key, default)
@@ -146,9 +144,11 @@ class PointScale:
     probability's min-max scaling), on the point-score scale a series model saved."""
 
     def __init__(self, settings):
-        low, threshold, high = settings.point_scale
+        from ..windows import point_cut
+
+        low, _, high = settings.point_scale
         # the writer labels score > threshold_; point labels are score >= threshold (windows.point_labels)
-        self.threshold_ = float(np.nextafter(threshold, -np.inf))
+        self.threshold_ = point_cut(settings)
         self.decision_scores_ = np.array([low, high])
         # PyOD's predict_proba reads these: its "linear" probability is then the min-max
         # scaling between the training series' lowest and highest point score
@@ -192,7 +192,7 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
     when ``data`` has the label column given to ``fit``).
     """
     from ..analysis import Contributions, explain_scores
-    from ..data import binary_labels, read_frame
+    from ..data import read_frame
     from ..registry import get_registry
     from ..series_plots import plot_model_series
     from ..windows import point_contributions
@@ -209,8 +209,7 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
                             settings.point_scale[1], top, n_features,
                             ids=frame[kept].reset_index(drop=True) if kept else None, flag_at_threshold=True)
     if plot:
-        label_column = _fitted_with(detector, "label_column")
-        labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
+        labels, _ = _labels_in(detector, frame, None, data, required=False)
         plot_model_series(plot, detector, frame, scores, terms, labels, title)
     return result
 
@@ -218,16 +217,13 @@ def explain_series_file(detector, data, id_columns, top, n_features, plot=None, 
 def series_report(detector, data, label_column, columns, exclude, id_columns, metadata, **names) -> str:
     """``adscore report`` of a series model on the series in ``data`` (labels: the flag's column, else the one
     given to ``fit`` when ``data`` has it)."""
-    from ..data import binary_labels, read_frame
+    from ..data import read_frame
     from ..report import build_series_report
 
     if columns or exclude:
         raise ParameterError("a series model reads the value columns it was fitted on: drop --columns and --exclude")
     frame = read_frame(data)
-    if label_column is not None and label_column not in frame.columns:
-        raise DataError(f"label column {label_column!r} is not a column of {data}")
-    label_column = label_column or _fitted_with(detector, "label_column")
-    labels = binary_labels(frame[label_column], label_column) if label_column in frame.columns else None
+    labels, _ = _labels_in(detector, frame, label_column, data, required=False)
     kept = _point_ids(detector, frame, id_columns, data)
     return build_series_report(detector, frame, ids=frame[kept].reset_index(drop=True) if kept else None,
                                labels=labels, metadata=metadata, **names)
@@ -239,17 +235,36 @@ def labelled_points(detector, data, label_column, alternative=None):
     The label column is the flag's, else the one given to ``fit``; ``alternative`` names
     another way to give labels, for the error when there is none.
     """
-    from ..data import binary_labels, read_frame
+    from ..data import read_frame
 
-    label_column = label_column or _fitted_with(detector, "label_column")
-    instead = f", or {alternative}" if alternative else ""
-    if label_column is None:
-        raise ParameterError(f"a series model needs labels: give --label-column NAME (0/1 per point){instead}")
     frame = read_frame(data)
-    if label_column not in frame.columns:
+    labels, label_column = _labels_in(detector, frame, label_column, data, required=True, alternative=alternative)
+    return frame, labels, label_column
+
+
+def _labels_in(detector, frame, label_column, data, required, alternative=None):
+    """(0/1 labels per point, label column) of ``frame``: the flag's column, else the one given to ``fit``.
+
+    A column named by the flag must exist. Without a usable column: (None, None), or with
+    ``required`` an error that names ``alternative``, another way to give labels.
+    """
+    from ..data import binary_labels
+
+    instead = f", or {alternative}" if alternative else ""
+    if label_column is not None and label_column not in frame.columns:
         raise DataError(f"label column {label_column!r} is not a column of {data}; give --label-column "
                         f"NAME{instead}")
-    return frame, binary_labels(frame[label_column], label_column), label_column
+    label_column = label_column or _fitted_with(detector, "label_column")
+    if label_column is None:
+        if required:
+            raise ParameterError(f"a series model needs labels: give --label-column NAME (0/1 per point){instead}")
+        return None, None
+    if label_column not in frame.columns:
+        if required:
+            raise DataError(f"label column {label_column!r} is not a column of {data}; give --label-column "
+                            f"NAME{instead}")
+        return None, None
+    return binary_labels(frame[label_column], label_column), label_column
 
 
 def evaluate_series_labels(detector, data, label_column, time_column, probation, plot=None, title=None):
@@ -263,7 +278,7 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     from ..analysis import evaluate as evaluate_scores
     from ..nab_eval import evaluate_alarms, windows_from_labels
     from ..series_plots import plot_model_series
-    from ..windows import point_labels, score_series, series_times
+    from ..windows import point_cut, point_labels, score_series, series_times
 
     settings = detector.series_windows_
     frame, labels, label_column = labelled_points(detector, data, label_column, "--windows LABELS.json")
@@ -271,7 +286,7 @@ def evaluate_series_labels(detector, data, label_column, time_column, probation,
     scores = score_series(detector, frame)
     threshold = settings.point_scale[1]
     # evaluate() flags score > threshold; a series model's alarms are score >= threshold
-    points = evaluate_scores(scores, labels, float(np.nextafter(threshold, -np.inf)))
+    points = evaluate_scores(scores, labels, point_cut(settings))
     alarms = point_labels(detector, scores).astype(bool)
     windows = evaluate_alarms(times, alarms, windows_from_labels(times, labels), probationary_percent=probation)
     if plot:
