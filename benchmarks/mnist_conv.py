@@ -18,7 +18,8 @@ Detectors, in the same run on the same splits:
 
 * ``toll`` with ``backbone="conv"`` and otherwise its defaults (``hidden_dims="auto"``:
   channels (32, 64, 128), ``latent_dim=8``, 50 epochs, batch 128, global pixel scaling,
-  latent-space kNN weight 0.5). Both scores of the one fitted model are reported: the
+  the latent-space kNN term on the encoder's unit-length features with weight 0.8,
+  ``latent_space="auto"``). Both scores of the one fitted model are reported: the
   default score (``decision_function``) and the paper's own score
   (``family_score``: reconstruction error + lam * ||E(x)||^2, no kNN term).
 * ``toll`` with the default MLP backbone and defaults (per-feature scaling with the
@@ -85,7 +86,7 @@ def _toll_cells(label, params, X_fit, X_test, y_test, seed, latent_weights=()):
               "score_s": own_s}]
     if latent_weights:
         own_mean, own_std, _, _ = detector.latent_standardisers_
-        w = float(detector.latent_knn_weight)
+        w = detector.resolved_latent_weight()
         z_own = (own - own_mean) / own_std
         z_knn = (scores - (1 - w) * z_own) / w
         cells += [{"detector": f"{label}, latent weight {v:g}", "fit_s": fit_s, "score_s": score_s,

@@ -39,7 +39,9 @@ scoring batches and the thread budget; the widest of ``hidden_dims`` when absent
 ``default_hidden_dims``, what ``hidden_dims="auto"`` means for this backbone
 (:data:`~pyod_ae_ext.engine.DEFAULT_HIDDEN_DIMS` when absent), and ``trains_batched``:
 False when its layers cannot be mapped with :func:`torch.func.vmap` (recurrent
-layers), so that members (``n_members > 1``) train one after the other.
+layers), so that members (``n_members > 1``) train one after the other, and
+``latent_space``, what ``latent_space="auto"`` means for this backbone (``"code"``
+when absent).
 """
 from __future__ import annotations
 

@@ -94,6 +94,7 @@ class ConvBackbone:
 
     name = "conv"
     scaling = "global"
+    latent_space = "features"
     default_hidden_dims = (32, 64, 128)
 
     def check(self, detector, n_features: int) -> None:

@@ -14,6 +14,7 @@ method, through public hooks:
 ``row_contributions(net, x)``  per-feature contributions to the score (``explain``)
 ``row_reconstruction(net, x)`` the reconstruction of x (image plots of ``explain``)
 ``row_code(net, x)``           the code used by the latent-space score
+``row_features(net, x)``       the encoder's features before its code layer
 ``check_family_params()``      checks of the family's own parameters
 ``training_callbacks(X)``      per-epoch steps, schedules, work before/after training
 ``n_training_epochs()``        the epoch budget of the loop (default ``epochs``)
@@ -107,6 +108,11 @@ SCALE_FLOOR_POOLED = 0.1
 SCALE_FLOOR_FILL = 0.9
 SCALE_FLOOR_FILL_TOLERANCE = 1.5
 
+
+AUTO_LATENT_WEIGHTS = {"code": 0.5, "features": 0.8}
+"""``latent_knn_weight="auto"`` by latent space (benchmarks/RESULTS.md: "Latent-space scoring" chose 0.5
+for codes on the ADBench sets, "Images" 0.8 for features on MNIST, where their distance alone
+ranks better than the reconstruction error alone)."""
 
 DEFAULT_HIDDEN_DIMS = (64, 32)
 """``hidden_dims="auto"`` for backbones without a ``default_hidden_dims`` of their own (the MLP's)."""
@@ -280,28 +286,41 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         score; the same seed and data give identical scores on the CPU.
     verbose : bool, default False
         Print epoch, training loss and validation loss to stderr.
-    latent_knn_weight : float in [0, 1], default 0.5
+    latent_knn_weight : float in [0, 1] or "auto", default "auto"
         Weight of the latent-space score (:mod:`pyod_ae_ext.latent`): the mean
-        distance from a row's code to its ``latent_knn_k`` nearest training codes.
-        With w > 0 the score is ``(1 - w) * z_own + w * z_knn``, both standardised on
-        the training rows; **0 is the paper's score** (the family's own, unscaled), 1
-        the latent distance alone. 0.5 is the default of the families where it raised
-        the mean ROC-AUC on the shared ADBench sets (benchmarks/RESULTS.md, "Latent-space
-        scoring"); the VAE defaults to 0.
+        distance from a row's code to its ``latent_knn_k`` nearest training codes
+        (or features, ``latent_space``). With w > 0 the score is
+        ``(1 - w) * z_own + w * z_knn``, both standardised on the training rows;
+        **0 is the paper's score** (the family's own, unscaled), 1 the latent distance
+        alone. "auto" is 0.5 with codes, where it raised the mean ROC-AUC on the shared
+        ADBench sets (benchmarks/RESULTS.md, "Latent-space scoring"), and 0.8 with
+        features (:data:`AUTO_LATENT_WEIGHTS`); the VAE defaults to 0.
     latent_knn_k : int, default 10
         Neighbours of the latent-space score.
     latent_reference_size : int, default 4096
-        At most this many training codes (drawn by the seed, saved with the model)
-        are the latent score's reference set.
+        At most this many training codes or features (drawn by the seed, saved with
+        the model) are the latent score's reference set.
     latent_detector : str or None, default None
         The latent-space score: None is the mean distance to the ``latent_knn_k``
         nearest reference codes (above); the name of a PyOD detector whose score does
         not depend on the other rows scored with it (``"iforest"``, ``"knn"``,
         ``"lof"``, ``"pca"``, ``"ocsvm"``, ``"hbos"``, ``"mcd"``, ``"gmm"``,
         ``"inne"``, ``"loda"``; :data:`pyod_ae_ext.latent.CODE_DETECTORS`) is fitted,
-        with PyOD's defaults and the detector's seed, on the reference codes instead,
-        and its ``decision_function`` of a row's code is the latent score. Saved
+        with PyOD's defaults and the detector's seed, on the reference codes (or
+        features) instead, and its ``decision_function`` of a row's code is the latent score. Saved
         with the model as a checked PyOD state.
+    latent_space : {"auto", "code", "features"}, default "auto"
+        Where the latent-space score measures distances. "code": the code
+        ``E(x)`` (:meth:`row_code`). "features": the encoder's features just before
+        its code layer (:meth:`row_features`; for the "conv" backbone the flattened
+        128 x 4 x 4 maps of a 28 x 28 image), scaled to unit length, so the distance
+        compares their direction: the deep nearest-neighbour score of Sun et al.
+        (2022), "Out-of-distribution detection with deep nearest neighbors", ICML,
+        eq. 2, on the autoencoder's own features. "auto" is each backbone's
+        ``latent_space``: "features" for "conv", where it was measured (MNIST,
+        benchmarks/RESULTS.md, "Images"), "code" for the others. Features are wider than codes, so
+        the reference set saved with the model is larger (4096 x 2048 float32, 32 MiB,
+        for 28 x 28 images with the "conv" backbone).
     backbone : str, default "mlp"
         The layers of the encoder and decoder (:mod:`pyod_ae_ext.backbones`): "mlp"
         (fully connected through ``hidden_dims``), "conv" (strided convolutions
@@ -341,13 +360,17 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         if "__init__" in cls.__dict__:
             cls.__init__.__signature__ = _merged_signature(cls)
 
+    earlier_defaults = {"latent_space": "code"}
+    """Parameters added after model files were first written, with the value a saved model that
+    lacks one was fitted under (codes: ``latent_space="auto"`` would read features for "conv")."""
+
     def __init__(self, contamination=0.1, hidden_dims="auto", latent_dim=8, activation="relu",
                  dropout=0.0, batch_norm=False, lr=1e-3, weight_decay=0.0, epochs=50,
                  batch_size=128, validation_fraction=0.0, patience=10, activity_l1=0.0,
                  corruption=None, corruption_level=0.1, standardize=True, device="auto", amp=False,
-                 random_state=None, verbose=False, latent_knn_weight=0.5, latent_knn_k=10,
-                 latent_reference_size=4096, latent_detector=None, backbone="mlp", input_shape=None, n_members=1,
-                 member_subsample=None, member_params=None):
+                 random_state=None, verbose=False, latent_knn_weight="auto", latent_knn_k=10,
+                 latent_reference_size=4096, latent_detector=None, latent_space="auto", backbone="mlp",
+                 input_shape=None, n_members=1, member_subsample=None, member_params=None):
         # BaseDetector.__init__ would raise a bare ValueError here; fit() checks instead.
         self.contamination = contamination
         self.hidden_dims = hidden_dims
@@ -373,6 +396,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         self.latent_knn_k = latent_knn_k
         self.latent_reference_size = latent_reference_size
         self.latent_detector = latent_detector
+        self.latent_space = latent_space
         self.backbone = backbone
         self.input_shape = input_shape
         self.n_members = n_members
@@ -434,6 +458,41 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             raise ParameterError(f"{type(self).__name__} has no encoder to take codes from; "
                                  "set latent_knn_weight=0 or define row_code(net, x)")
         return encoder(x)
+
+    def row_features(self, net, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's features before its code layer, shape (rows, width), for ``latent_space="features"``.
+
+        By default the input of the last layer with weights in ``net.encoder`` (the
+        layer that makes the code), flattened; layers a family appends after it (an
+        activation on the code) are skipped. Families whose encoder is built otherwise
+        override it.
+        """
+        encoder = getattr(net, "encoder", None)
+        layers = list(encoder) if isinstance(encoder, torch.nn.Sequential) else []
+        weighted = [i for i, layer in enumerate(layers) if any(True for _ in layer.parameters(recurse=False))]
+        if not weighted:
+            raise ParameterError(f"{type(self).__name__} has no sequential encoder to take features from; "
+                                 "set latent_space='code' or define row_features(net, x)")
+        return encoder[:weighted[-1]](x).flatten(1)
+
+    def resolved_latent_space(self) -> str:
+        """``latent_space`` with "auto" replaced by the backbone's choice ("code" where it has none)."""
+        if self.latent_space == "auto":
+            return getattr(get_backbone(self.backbone), "latent_space", "code")
+        return self.latent_space
+
+    def resolved_latent_weight(self) -> float:
+        """``latent_knn_weight`` as a number, "auto" replaced by :data:`AUTO_LATENT_WEIGHTS` of the latent space."""
+        if isinstance(self.latent_knn_weight, str) and self.latent_knn_weight == "auto":
+            return AUTO_LATENT_WEIGHTS[self.resolved_latent_space()]
+        return float(self.latent_knn_weight)
+
+    def latent_points(self, net, x: torch.Tensor) -> torch.Tensor:
+        """What the latent-space score measures distances between: codes, or features scaled to unit length."""
+        if self.resolved_latent_space() == "code":
+            return self.row_code(net, x)
+        features = self.row_features(net, x)
+        return features / features.norm(dim=1, keepdim=True).clamp_min(torch.finfo(features.dtype).tiny)
 
     def row_contributions(self, net, x: torch.Tensor) -> torch.Tensor | None:
         """Per-feature contributions to the score, shape (rows, features), or None (not available)."""
@@ -569,44 +628,44 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         """Training scores of the rows ``X`` (the family's, with the latent-space term when weighted)."""
         with self._seeded(offset=1), self._compute_settings(rows=X.shape[0]):
             self.decision_scores_ = self._training_scores(X)
-            if self.latent_knn_weight:
+            if self.resolved_latent_weight():
                 self.decision_scores_ = self._fit_latent_score(X, self.decision_scores_)
 
     def _fit_latent_score(self, X: torch.Tensor, own_scores: np.ndarray) -> np.ndarray:
-        """Keep the reference codes (or latent detector) and both standardisers; return the combined training scores."""
-        codes = self._codes(X)
-        index = latent.choose_reference(codes.shape[0], int(self.latent_reference_size),
+        """Keep the reference points (or latent detector) and both standardisers; return the combined training scores."""
+        points = self._latent_points_of(X)
+        index = latent.choose_reference(points.shape[0], int(self.latent_reference_size),
                                         torch.Generator().manual_seed(self.seed_ + 2))
-        self.latent_reference_ = codes[index.to(codes.device)].contiguous()
-        own_position = torch.full((codes.shape[0],), -1, dtype=torch.long)
+        self.latent_reference_ = points[index.to(points.device)].contiguous()
+        own_position = torch.full((points.shape[0],), -1, dtype=torch.long)
         own_position[index] = torch.arange(index.numel())
         if self.latent_detector is None:
             with torch.inference_mode():
-                distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k),
-                                                own_position.to(codes.device))
+                distances = latent.knn_distance(points, self.latent_reference_, int(self.latent_knn_k),
+                                                own_position.to(points.device))
             knn_scores = distances.double().cpu().numpy()
         else:
             self.latent_detector_ = latent.fit_code_detector(self.latent_detector, self.latent_reference_,
                                                              self.seed_ + 2)
-            knn_scores = latent.code_detector_training_scores(self.latent_detector_, codes, own_position)
+            knn_scores = latent.code_detector_training_scores(self.latent_detector_, points, own_position)
         self.latent_standardisers_ = (*latent.standardiser(own_scores), *latent.standardiser(knn_scores))
         return self._combine_latent(own_scores, knn_scores)
 
-    def _latent_scores(self, codes: torch.Tensor) -> np.ndarray:
-        """The latent-space score of new rows' codes (before standardising)."""
+    def _latent_scores(self, points: torch.Tensor) -> np.ndarray:
+        """The latent-space score of new rows' latent points (before standardising)."""
         if self.latent_detector is None:
             with torch.inference_mode():
-                distances = latent.knn_distance(codes, self.latent_reference_, int(self.latent_knn_k))
+                distances = latent.knn_distance(points, self.latent_reference_, int(self.latent_knn_k))
             return distances.double().cpu().numpy()
-        return latent.code_detector_scores(self.latent_detector_, codes)
+        return latent.code_detector_scores(self.latent_detector_, points)
 
-    def _codes(self, X: torch.Tensor) -> torch.Tensor:
+    def _latent_points_of(self, X: torch.Tensor) -> torch.Tensor:
         with self.scoring_context(rows=X.shape[0]):
-            return self.map_batches(lambda batch: self.row_code(self.net_, batch), X).float()
+            return self.map_batches(lambda batch: self.latent_points(self.net_, batch), X).float()
 
     def _combine_latent(self, own_scores: np.ndarray, knn_scores: np.ndarray) -> np.ndarray:
         own_mean, own_std, knn_mean, knn_std = self.latent_standardisers_
-        w = float(self.latent_knn_weight)
+        w = self.resolved_latent_weight()
         return (1 - w) * (own_scores - own_mean) / own_std + w * (knn_scores - knn_mean) / knn_std
 
     def _training_scores(self, X: torch.Tensor) -> np.ndarray:
@@ -729,8 +788,8 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
     def _score_tensor(self, X: torch.Tensor) -> np.ndarray:
         with self.scoring_context(rows=X.shape[0]):
             scores = self.map_batches(lambda batch: self.row_score(self.net_, batch), X).double().cpu().numpy()
-        if self.latent_knn_weight and hasattr(self, "latent_reference_"):
-            scores = self._combine_latent(scores, self._latent_scores(self._codes(X)))
+        if self.resolved_latent_weight() and hasattr(self, "latent_reference_"):
+            scores = self._combine_latent(scores, self._latent_scores(self._latent_points_of(X)))
         return scores
 
     def _scoring_rows(self) -> int:
@@ -957,9 +1016,13 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         check_number("validation_fraction", self.validation_fraction, 0, 0.5)
         check_number("patience", self.patience, 1, integer=True)
         check_number("activity_l1", self.activity_l1, 0)
-        check_number("latent_knn_weight", self.latent_knn_weight, 0, 1)
+        if isinstance(self.latent_knn_weight, str):
+            check_choice("latent_knn_weight", self.latent_knn_weight, ["auto"])  # or a number
+        else:
+            check_number("latent_knn_weight", self.latent_knn_weight, 0, 1)
         check_number("latent_knn_k", self.latent_knn_k, 1, integer=True)
         check_number("latent_reference_size", self.latent_reference_size, 2, integer=True)
+        check_choice("latent_space", self.latent_space, ["auto", "code", "features"])
         if self.latent_detector is not None and self.latent_detector not in latent.CODE_DETECTORS:
             raise ParameterError(f"latent_detector must be None (the kNN distance) or a PyOD detector whose score of "
                                  f"a row does not depend on the rows scored with it: "
@@ -1054,7 +1117,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_scale_)
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
         tensors.update({f"extra.{k}": v for k, v in extra_tensors.items()})
-        if self.latent_knn_weight:
+        if self.resolved_latent_weight():
             meta["latent_standardisers"] = list(self.latent_standardisers_)
             tensors["latent.reference"] = self.latent_reference_.detach().cpu().clone()
             if self.latent_detector is not None:
@@ -1112,7 +1175,7 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
         # eval mode before anything runs the network: a BatchNorm layer in training mode would
         # update its running statistics (the width probe of the latent reference did)
         self.net_ = net.to(self.device_).eval()
-        if self.latent_knn_weight:
+        if self.resolved_latent_weight():
             self._restore_latent(meta, tensors)
 
     def _restore_latent(self, meta: dict, tensors: dict) -> None:
@@ -1127,10 +1190,10 @@ class AutoEncoderDetector(ThresholderSupport, BaseDetector):
             raise InconsistentModelError("state entry 'latent_standardisers' must be 4 finite numbers "
                                          "(positive spreads)")
         with torch.inference_mode():
-            width = self.row_code(self.net_, torch.zeros(1, self.n_features_in_, device=self.device_)).shape[1]
+            width = self.latent_points(self.net_, torch.zeros(1, self.n_features_in_, device=self.device_)).shape[1]
         if reference.shape[1] != width:
-            raise InconsistentModelError(f"tensor 'latent.reference' has codes of width {reference.shape[1]}, "
-                                         f"the network makes codes of width {width}")
+            raise InconsistentModelError(f"tensor 'latent.reference' has points of width {reference.shape[1]}, "
+                                         f"the network makes {self.resolved_latent_space()} points of width {width}")
         self.latent_reference_ = reference.float().to(self.device_)
         self.latent_standardisers_ = tuple(float(v) for v in standardisers)
         if self.latent_detector is not None:

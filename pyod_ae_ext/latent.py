@@ -14,6 +14,13 @@ of at most ``latent_reference_size`` training rows, drawn by the detector's seed
 saved with the model, so memory and scoring time stay bounded and a row's score
 depends on the row alone. A training row's own code is left out of its neighbours.
 
+With ``latent_space="features"`` (the default of the "conv" image backbone) the
+points are not the codes but the encoder's features before its code layer, each
+scaled to unit length (:meth:`~pyod_ae_ext.engine.AutoEncoderDetector.latent_points`):
+the deep nearest-neighbour score of Sun et al. (2022), whose distance between unit
+vectors ranks neighbours as cosine similarity does. Everything below applies to
+either kind of point.
+
 ``latent_detector`` replaces the kNN distance by one of PyOD's detectors
 (:data:`CODE_DETECTORS`) fitted on the same reference codes: ``z_knn`` is then its
 standardised ``decision_function`` of the row's code.

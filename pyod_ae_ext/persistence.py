@@ -265,7 +265,7 @@ def detector_from_state(meta: dict, tensors: dict, source: str = "model file", d
     if device is not None:
         meta = _placed_on(meta, device)
     spec = _resolve_spec(meta["detector"], source)
-    params = _current_names(spec.cls, _params_from_json(meta["params"]), source)
+    params = _with_earlier_defaults(spec.cls, _current_names(spec.cls, _params_from_json(meta["params"]), source))
     detector = _checked_instance(spec, params, source)
     uses_skops = not hasattr(spec.cls, "_restore_fitted_state")
     if meta["state"].get("skops", False) is not uses_skops:
@@ -835,6 +835,11 @@ def _current_names(cls, params: dict, source: str) -> dict:
             raise inconsistent(source, f"its parameters hold both {key!r} and its new name {new!r}")
         out[new or key] = value
     return out
+
+
+def _with_earlier_defaults(cls, params: dict) -> dict:
+    """Parameters added since a file was written (``earlier_defaults``), set to what that file was fitted with."""
+    return {**getattr(cls, "earlier_defaults", {}), **params}
 
 
 def _feature_names(detector):

@@ -178,3 +178,86 @@ def test_a_latent_detector_that_cannot_fit_the_reference_says_so():
     with pytest.raises(ParameterError, match=r"latent_detector='knn' could not be fitted on 4 reference codes"):
         AutoEncoder(latent_detector="knn", n_members=1, epochs=1, random_state=0).fit(
             np.random.RandomState(0).normal(size=(4, 3)))
+
+
+# ---- the encoder's features as the latent space (latent_space="features") -----------
+
+
+def _unit_features(detector, X):
+    x = detector.network_input(X)
+    with torch.no_grad():
+        features = detector.net_.encoder[:-1](x)  # the MLP encoder: hidden layers, then the code layer
+    return features / features.norm(dim=1, keepdim=True)
+
+
+def test_feature_space_is_the_distance_between_unit_length_features_before_the_code_layer(tmp_path):
+    rng = np.random.RandomState(5)
+    X, new = rng.normal(size=(200, 6)), rng.normal(size=(20, 6)) * 1.5
+    detector = AutoEncoder(n_members=1, epochs=2, random_state=0, latent_space="features", latent_knn_weight=1.0,
+                           latent_knn_k=3).fit(X)
+    assert detector.latent_reference_.shape == (200, detector.hidden_widths()[-1])
+    np.testing.assert_allclose(detector.latent_reference_.norm(dim=1).numpy(), 1.0, rtol=1e-6)
+    distances = torch.cdist(_unit_features(detector, new).double(), detector.latent_reference_.double())
+    _, _, mean, std = detector.latent_standardisers_
+    expected = (distances.topk(3, largest=False).values.mean(1).numpy() - mean) / std
+    np.testing.assert_allclose(detector.decision_function(new), expected, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "features.adscore"
+    detector.save(path)
+    np.testing.assert_array_equal(pyod_ae_ext.load(path).decision_function(new), detector.decision_function(new))
+
+
+def test_feature_space_compares_directions_so_a_longer_feature_vector_scores_the_same():
+    """Deep SVDD's encoder has no biases and ReLU is positively homogeneous, so 3x has three
+    times x's features: the same direction, the same feature-space score. Codes are three
+    times longer, so the code-space score tells them apart."""
+    X = np.random.RandomState(6).normal(size=(200, 5))
+    rows = X[:10]
+    params = dict(n_members=1, epochs=2, random_state=0, standardize=False, latent_knn_weight=1.0)
+    by_features = pyod_ae_ext.make_detector("deep-svdd", latent_space="features", **params).fit(X)
+    np.testing.assert_allclose(by_features.decision_function(3 * rows), by_features.decision_function(rows),
+                               rtol=1e-4, atol=1e-4)
+    by_codes = pyod_ae_ext.make_detector("deep-svdd", latent_space="code", **params).fit(X)
+    assert np.all(by_codes.decision_function(3 * rows) > by_codes.decision_function(rows))
+
+
+def test_auto_takes_the_space_and_weight_of_the_backbone():
+    conv = pyod_ae_ext.make_detector("toll", backbone="conv")
+    assert (conv.resolved_latent_space(), conv.resolved_latent_weight()) == ("features", 0.8)
+    mlp = pyod_ae_ext.make_detector("toll")
+    assert (mlp.resolved_latent_space(), mlp.resolved_latent_weight()) == ("code", 0.5)
+    chosen = pyod_ae_ext.make_detector("toll", backbone="conv", latent_space="code", latent_knn_weight=0.3)
+    assert (chosen.resolved_latent_space(), chosen.resolved_latent_weight()) == ("code", 0.3)
+    assert pyod_ae_ext.make_detector("vae", backbone="conv").resolved_latent_weight() == 0.0
+    images = np.random.RandomState(7).uniform(0, 255, size=(64, 64))
+    fitted = pyod_ae_ext.make_detector("toll", backbone="conv", epochs=1, random_state=0).fit(images)
+    assert fitted.latent_reference_.shape == (64, 128)  # 8 x 8 -> 32 x 4 x 4 -> 64 x 2 x 2 -> 128 x 1 x 1
+
+
+@pytest.mark.parametrize("params, message", [({"latent_space": "pixels"}, "latent_space must be one of"),
+                                             ({"latent_knn_weight": "often"}, "latent_knn_weight must be one of")])
+def test_invalid_latent_space_or_weight_names_the_choices(params, message):
+    with pytest.raises(ParameterError, match=message):
+        AutoEncoder(n_members=1, **params).fit(np.zeros((10, 2)))
+
+
+class _Unstacked(torch.nn.Module):
+    def __init__(self, n_features):
+        super().__init__()
+        self.encoder = torch.nn.Linear(n_features, 2)
+        self.decoder = torch.nn.Linear(2, n_features)
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+class _UnstackedEncoder(AutoEncoder):
+    def build_network(self, n_features):
+        return _Unstacked(n_features)
+
+
+def test_features_of_an_encoder_that_is_not_sequential_are_a_clear_error():
+    X = np.random.RandomState(8).normal(size=(50, 3))
+    _UnstackedEncoder(n_members=1, epochs=1, latent_space="code").fit(X)
+    with pytest.raises(ParameterError, match="no sequential encoder to take features from"):
+        _UnstackedEncoder(n_members=1, epochs=1, latent_space="features").fit(X)

@@ -148,3 +148,25 @@ def test_batch_norm_statistics_survive_loading(tmp_path, params, n_features):
     detector.save(tmp_path / "bn.adscore")
     np.testing.assert_array_equal(pyod_ae_ext.load(tmp_path / "bn.adscore").decision_function(X),
                                   detector.decision_function(X))
+
+
+def test_a_conv_model_saved_before_latent_space_existed_keeps_its_code_space_score(tmp_path):
+    """Files written before ``latent_space`` hold no such parameter; their conv models measured
+    codes, which "auto" would now read as features. Loading must keep them on codes."""
+    from model_payloads import rewrite_model
+
+    images = np.random.RandomState(0).uniform(0, 255, size=(60, 64))
+    detector = Toll(backbone="conv", epochs=1, random_state=0, latent_space="code").fit(images)
+    path = tmp_path / "before.adscore"
+    detector.save(path)
+    rewrite_model(path, lambda meta, tensors: meta["params"].pop("latent_space"))
+    loaded = pyod_ae_ext.load(path)
+    assert loaded.latent_space == "code" and loaded.latent_reference_.shape == (60, detector.latent_dim)
+    np.testing.assert_array_equal(loaded.decision_function(images), detector.decision_function(images))
+
+    features = Toll(backbone="conv", epochs=1, random_state=0).fit(images)
+    features.save(path)
+    assert pyod_ae_ext.load(path).latent_reference_.shape == (60, 128)
+    rewrite_model(path, lambda meta, tensors: meta["params"].pop("latent_space"))
+    with pytest.raises(ModelFileError, match="'latent.reference' has points of width 128, the network makes code"):
+        pyod_ae_ext.load(path)
