@@ -26,7 +26,8 @@ method, through public hooks:
 
 and may use the engine's public helpers (``hidden_widths``, ``scoring_batches``,
 ``map_batches``, ``random_generator``, ``network_input``, ``scoring_context``,
-``autocast``, ``evaluate_loss``)::
+``autocast``, ``evaluate_loss``, ``latent_points``, ``resolved_latent_space``,
+``resolved_latent_weight``)::
 
     class MyDetector(AutoEncoderDetector):
         def __init__(self, lam=1.0, **engine_params):
